@@ -1,0 +1,365 @@
+//! The bundle archive: a deterministic `tar.gz` of a bundle's files, and the safe
+//! reader that refuses path traversal, links, duplicates and oversize content.
+
+use crate::signature::sha256_hex;
+use crate::{BundleError, Manifest, Signatures, SigningKey, MANIFEST, SIGNATURES};
+use std::collections::BTreeMap;
+use std::io::{Read, Write as _};
+use std::path::Path;
+
+/// Default limit on a bundle's uncompressed content: 16 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most entries an archive may hold; far above any real policy bundle.
+const MAX_ENTRIES: usize = 10_000;
+
+/// The root data document's path.
+const DATA: &str = "data.json";
+
+/// Limits applied when reading an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes of file content, summed over the archive, once uncompressed.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// A bundle's files by path (`/`-separated, relative to the bundle root), sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleArchive {
+    /// Path to content.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// A signed archive ready to publish.
+#[derive(Debug, Clone)]
+pub struct BuiltBundle {
+    /// The `tar.gz` bytes.
+    pub bytes: Vec<u8>,
+    /// The revision written into `.manifest`.
+    pub revision: String,
+    /// Lower-case hex SHA-256 of `bytes`.
+    pub digest: String,
+}
+
+/// Builds a signed, deterministic archive from a policy directory: every `*.rego`
+/// (recursively, skipping hidden directories), the root `data.json` and `.manifest`.
+/// The revision is `revision` if given, else the manifest's, else a UTC timestamp
+/// plus 12 hex digits of the content digest (e.g. `20261125T063700Z-1a2b3c4d5e6f`).
+pub fn build_from_dir(
+    dir: &Path,
+    revision: Option<&str>,
+    key: &SigningKey,
+) -> Result<BuiltBundle, BundleError> {
+    let mut archive = BundleArchive::from_dir(dir)?;
+    let mut manifest = match archive.files.get(MANIFEST) {
+        Some(bytes) => Manifest::parse(bytes)?,
+        None => Manifest::new(String::new()),
+    };
+    if let Some(revision) = revision {
+        manifest.revision = revision.to_owned();
+    } else if manifest.revision.is_empty() {
+        manifest.revision = format!("{}-{}", utc_stamp(), &archive.content_digest()[..12]);
+    }
+    crate::validate_revision(&manifest.revision)?;
+    archive
+        .files
+        .insert(MANIFEST.to_owned(), manifest.to_bytes());
+    // Parse the modules and data now, so a broken bundle fails at build, not at push.
+    archive.to_policy_bundle()?;
+    archive.sign(key);
+    let bytes = archive.to_tar_gz()?;
+    Ok(BuiltBundle {
+        digest: sha256_hex(&bytes),
+        bytes,
+        revision: manifest.revision,
+    })
+}
+
+impl BundleArchive {
+    /// Collects a policy directory's bundle files. Symlinks are refused.
+    pub fn from_dir(dir: &Path) -> Result<BundleArchive, BundleError> {
+        let mut archive = BundleArchive::default();
+        collect(dir, dir, &mut archive.files)?;
+        for name in [DATA, MANIFEST] {
+            let path = dir.join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(BundleError::NotRegularFile {
+                        path: name.to_owned(),
+                    })
+                }
+                Ok(_) => {
+                    let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+                    archive.files.insert(name.to_owned(), bytes);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(BundleError::io(&path)(err)),
+            }
+        }
+        Ok(archive)
+    }
+
+    /// Adds (or replaces) `.signatures.json`, signing every other file with `key`.
+    pub fn sign(&mut self, key: &SigningKey) {
+        let signatures = Signatures::sign(&self.files, key);
+        self.files
+            .insert(SIGNATURES.to_owned(), signatures.to_bytes());
+    }
+
+    /// The parsed `.manifest`.
+    pub fn manifest(&self) -> Result<Manifest, BundleError> {
+        let bytes = self.files.get(MANIFEST).ok_or_else(|| {
+            BundleError::document(
+                MANIFEST,
+                "missing; every bundle needs a .manifest with a revision",
+            )
+        })?;
+        Manifest::parse(bytes)
+    }
+
+    /// SHA-256 hex over every file except `.manifest` and `.signatures.json`.
+    fn content_digest(&self) -> String {
+        let mut list = Vec::new();
+        for (name, bytes) in &self.files {
+            if name != MANIFEST && name != SIGNATURES {
+                list.push(format!("{name}:{}", sha256_hex(bytes)));
+            }
+        }
+        sha256_hex(list.join("\n").as_bytes())
+    }
+
+    /// Writes the deterministic `tar.gz`: sorted paths, mode 0644, uid/gid 0, mtime 0.
+    pub fn to_tar_gz(&self) -> Result<Vec<u8>, BundleError> {
+        let io = |source| BundleError::Io {
+            path: "<bundle archive>".into(),
+            source,
+        };
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        tar.mode(tar::HeaderMode::Deterministic);
+        for (name, bytes) in &self.files {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            tar.append_data(&mut header, name, bytes.as_slice())
+                .map_err(io)?;
+        }
+        let mut gz = tar.into_inner().map_err(io)?;
+        gz.flush().map_err(io)?;
+        gz.finish().map_err(io)
+    }
+
+    /// Reads a `tar.gz`, refusing unsafe paths, links and special files, duplicate
+    /// paths, unsupported files and content over `limits.max_bytes`.
+    pub fn from_tar_gz(bytes: &[u8], limits: Limits) -> Result<BundleArchive, BundleError> {
+        let archive_err = |err: std::io::Error| BundleError::Archive {
+            message: err.to_string(),
+        };
+        // Tar headers and padding add at most 1.5 KiB per entry; cap the stream too,
+        // so a gzip bomb of headers cannot run unbounded.
+        let stream_cap = limits
+            .max_bytes
+            .saturating_mul(2)
+            .saturating_add(MAX_ENTRIES as u64 * 1536);
+        let gz = flate2::read::GzDecoder::new(bytes).take(stream_cap);
+        let mut tar = tar::Archive::new(gz);
+        let mut archive = BundleArchive::default();
+        let mut total: u64 = 0;
+        for (index, entry) in tar.entries().map_err(archive_err)?.enumerate() {
+            if index >= MAX_ENTRIES {
+                return Err(BundleError::Archive {
+                    message: format!("more than {MAX_ENTRIES} entries"),
+                });
+            }
+            let mut entry = entry.map_err(archive_err)?;
+            // `git archive` writes a pax global header (a comment); it names no file.
+            if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+                continue;
+            }
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let path = safe_path(&raw)?;
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => continue,
+                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                _ => return Err(BundleError::NotRegularFile { path: raw }),
+            }
+            check_supported(&path)?;
+            let size = entry.header().size().map_err(archive_err)?;
+            total = total.saturating_add(size);
+            if total > limits.max_bytes {
+                return Err(BundleError::TooLarge {
+                    limit: limits.max_bytes,
+                });
+            }
+            let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry.read_to_end(&mut content).map_err(archive_err)?;
+            if archive.files.insert(path.clone(), content).is_some() {
+                return Err(BundleError::DuplicateFile { path });
+            }
+        }
+        Ok(archive)
+    }
+
+    /// Turns the files into a policy bundle: the modules, `data.json` and the
+    /// manifest's revision.
+    pub fn to_policy_bundle(&self) -> Result<airlock_policy::Bundle, BundleError> {
+        let manifest = self.manifest()?;
+        let mut modules = Vec::new();
+        for (name, bytes) in self.files.iter().filter(|(n, _)| n.ends_with(".rego")) {
+            let source = String::from_utf8(bytes.clone()).map_err(|_| {
+                BundleError::document(name, "not UTF-8 text; Rego sources must be UTF-8")
+            })?;
+            modules.push(airlock_policy::Module {
+                path: name.clone(),
+                source,
+            });
+        }
+        if modules.is_empty() {
+            return Err(BundleError::document(
+                MANIFEST,
+                "the bundle has no .rego file; point at a policy directory such as `policies/`",
+            ));
+        }
+        let data = match self.files.get(DATA) {
+            Some(bytes) => parse_data(bytes)?,
+            None => serde_json::Value::Object(serde_json::Map::new()),
+        };
+        let mut bundle = airlock_policy::Bundle::from_parts(modules, data);
+        bundle.revision = manifest.revision;
+        Ok(bundle)
+    }
+}
+
+fn collect(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<(), BundleError> {
+    for entry in std::fs::read_dir(dir).map_err(BundleError::io(dir))? {
+        let entry = entry.map_err(BundleError::io(dir))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file_type = entry.file_type().map_err(BundleError::io(&path))?;
+        let rel = || {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            rel.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        // A linked module or directory could pull in files from outside the bundle.
+        let linked_dir =
+            file_type.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if file_type.is_symlink() && (name.ends_with(".rego") || linked_dir) {
+            return Err(BundleError::NotRegularFile { path: rel() });
+        }
+        if file_type.is_dir() && !name.starts_with('.') {
+            collect(root, &path, out)?;
+        } else if file_type.is_file() && name.ends_with(".rego") {
+            let bytes = std::fs::read(&path).map_err(BundleError::io(&path))?;
+            out.insert(rel(), bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Normalizes an archive path (drops a leading `./`) and refuses absolute paths,
+/// `..`, empty or `.` components, backslashes and control characters.
+fn safe_path(raw: &str) -> Result<String, BundleError> {
+    let unsafe_path = |reason| BundleError::UnsafePath {
+        path: raw.to_owned(),
+        reason,
+    };
+    if raw.starts_with('/') {
+        return Err(unsafe_path("absolute path"));
+    }
+    if raw.contains('\\') || raw.chars().any(char::is_control) {
+        return Err(unsafe_path("backslash or control character"));
+    }
+    let trimmed = raw.trim_start_matches("./").trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for part in trimmed.split('/') {
+        match part {
+            ".." => return Err(unsafe_path("`..` component")),
+            "" | "." => return Err(unsafe_path("empty or `.` component")),
+            _ => {}
+        }
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn check_supported(path: &str) -> Result<(), BundleError> {
+    let ok = path == MANIFEST || path == SIGNATURES || path == DATA || path.ends_with(".rego");
+    if ok {
+        Ok(())
+    } else {
+        Err(BundleError::UnsupportedFile {
+            path: path.to_owned(),
+        })
+    }
+}
+
+fn parse_data(bytes: &[u8]) -> Result<serde_json::Value, BundleError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        BundleError::document(
+            DATA,
+            format!("not valid JSON ({err}); fix the syntax at that line and column"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(BundleError::document(
+            DATA,
+            "must be a JSON object (it is merged at the root of `data`)",
+        ));
+    }
+    Ok(value)
+}
+
+/// The current UTC time as `YYYYMMDDTHHMMSSZ`.
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil conversion (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+#[path = "archive_test.rs"]
+mod tests;

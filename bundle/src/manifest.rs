@@ -1,0 +1,89 @@
+//! The `.manifest` of an OPA-compatible bundle: its revision and roots.
+
+use crate::BundleError;
+use serde::{Deserialize, Serialize};
+
+/// The manifest's path inside a bundle.
+pub const MANIFEST: &str = ".manifest";
+
+/// Longest revision accepted; revisions are storage keys and CLI arguments.
+const MAX_REVISION_LEN: usize = 128;
+
+/// The `.manifest` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The bundle revision, unique per published bundle.
+    pub revision: String,
+    /// The data and package roots the bundle owns (OPA's default: `[""]`, everything).
+    #[serde(default = "default_roots")]
+    pub roots: Vec<String>,
+}
+
+fn default_roots() -> Vec<String> {
+    vec![String::new()]
+}
+
+impl Manifest {
+    /// A manifest owning everything, with the given revision.
+    pub fn new(revision: impl Into<String>) -> Manifest {
+        Manifest {
+            revision: revision.into(),
+            roots: default_roots(),
+        }
+    }
+
+    /// Parses and validates `.manifest` bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|err| {
+            BundleError::document(
+                MANIFEST,
+                format!("not a valid manifest ({err}); expected {{\"revision\": \"...\", \"roots\": [\"...\"]}}"),
+            )
+        })?;
+        validate_revision(&manifest.revision)?;
+        Ok(manifest)
+    }
+
+    /// The manifest as pretty JSON, the way `airlock bundle build` writes it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// Checks that a revision is usable as a storage key and a CLI argument: 1 to 128
+/// characters among `A-Z a-z 0-9 . _ - : +`.
+pub fn validate_revision(revision: &str) -> Result<(), BundleError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '+');
+    if revision.is_empty() || revision.len() > MAX_REVISION_LEN || !revision.chars().all(ok_char) {
+        return Err(BundleError::document(
+            MANIFEST,
+            format!(
+                "revision {revision:?} is not valid; use 1 to {MAX_REVISION_LEN} characters among A-Z a-z 0-9 . _ - : +"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_defaults_and_refuses_bad_revisions() {
+        let m = Manifest::parse(br#"{"revision": "2026-11-25.1"}"#).unwrap();
+        assert_eq!(m.roots, [""]);
+        assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m);
+        for bad in [
+            r#"{"revision": ""}"#,
+            r#"{"revision": "a/b"}"#,
+            r#"{"roots": []}"#,
+            "nope",
+        ] {
+            let err = Manifest::parse(bad.as_bytes()).unwrap_err();
+            assert!(err.to_string().starts_with(".manifest:"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The control plane's configuration: a TOML file, validated into typed values at
+//! start-up so that a typo fails with the file, the key and a hint.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7443"          # default
+//! data_dir = "airlock-data"          # default: ./airlock-data in the working directory
+//! trusted_keys = ["keys/release.pub"] # written by `airlock bundle keygen`
+//! max_bundle_bytes = 16777216        # uncompressed, default 16 MiB
+//!
+//! [tls]                              # optional; plain HTTP/2 without it
+//! cert = "tls/server.crt"            # PEM
+//! key = "tls/server.key"             # PEM
+//!
+//! [[tokens]]
+//! subject = "ada"
+//! sha256 = "<printf %s TOKEN | sha256sum>"
+//! roles = ["admin"]                  # admin, reviewer, auditor, node
+//! ```
+//! Relative paths in the file are relative to the file's directory.
+
+use crate::auth::TokenEntry;
+use crate::ControlPlaneError;
+use airlock_bundle::{Limits, PublicKey, DEFAULT_MAX_BYTES};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The default listen address (loopback; set `listen` to expose it).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+
+/// Validated configuration of a control plane.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneConfig {
+    /// Address to listen on (port 0: any free port; see `ControlPlane::local_addr`).
+    pub listen: SocketAddr,
+    /// The sled directory.
+    pub data_dir: PathBuf,
+    /// Public keys a bundle must be signed with (any one of them).
+    pub trusted_keys: Vec<PublicKey>,
+    /// The bearer tokens, hashed, with their roles.
+    pub tokens: Vec<TokenEntry>,
+    /// Limits on published archives.
+    pub limits: Limits,
+    /// PEM certificate and key; `None` serves plain HTTP/2.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
+    max_bundle_bytes: Option<u64>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl ControlPlaneConfig {
+    /// A configuration built in code (for `airlock dev` and tests): no TLS, default limits.
+    pub fn new(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        trusted_keys: Vec<PublicKey>,
+        tokens: Vec<TokenEntry>,
+    ) -> ControlPlaneConfig {
+        ControlPlaneConfig {
+            listen,
+            data_dir,
+            trusted_keys,
+            tokens,
+            limits: Limits::default(),
+            tls: None,
+        }
+    }
+
+    /// Reads and validates a TOML configuration file.
+    pub fn from_file(path: &Path) -> Result<ControlPlaneConfig, ControlPlaneError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ControlPlaneError::Config {
+            file: path.to_path_buf(),
+            message: format!("cannot read it ({err}); pass an existing file to --config"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base, path)
+    }
+
+    /// Parses and validates TOML text; relative paths are resolved against `base`,
+    /// errors name `file`.
+    pub fn from_toml(
+        text: &str,
+        base: &Path,
+        file: &Path,
+    ) -> Result<ControlPlaneConfig, ControlPlaneError> {
+        let bad = |message: String| ControlPlaneError::Config {
+            file: file.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|err| bad(format!("{err}")))?;
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen_text.parse().map_err(|_| {
+            bad(format!(
+                "listen = {listen_text:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7443\""
+            ))
+        })?;
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let data_dir = raw
+            .data_dir
+            .as_deref()
+            .map_or_else(|| PathBuf::from("airlock-data"), resolve);
+        if raw.trusted_keys.is_empty() {
+            return Err(bad(
+                "trusted_keys is empty: no bundle could ever be accepted; create a key with `airlock bundle keygen -o PREFIX` and list PREFIX.pub".to_owned(),
+            ));
+        }
+        let mut trusted_keys = Vec::new();
+        for key in &raw.trusted_keys {
+            let key = PublicKey::from_file(&resolve(key))
+                .map_err(|err| bad(format!("trusted_keys: {err}")))?;
+            trusted_keys.push(key);
+        }
+        validate_tokens(&raw.tokens).map_err(bad)?;
+        let max_bytes = raw.max_bundle_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+        if max_bytes == 0 {
+            return Err(bad(
+                "max_bundle_bytes must be positive; omit it for 16 MiB".to_owned()
+            ));
+        }
+        let tls = raw.tls.map(|t| TlsFiles {
+            cert: resolve(&t.cert),
+            key: resolve(&t.key),
+        });
+        Ok(ControlPlaneConfig {
+            listen,
+            data_dir,
+            trusted_keys,
+            tokens: raw.tokens,
+            limits: Limits { max_bytes },
+            tls,
+        })
+    }
+}
+
+fn validate_tokens(tokens: &[TokenEntry]) -> Result<(), String> {
+    if tokens.is_empty() {
+        return Err("no [[tokens]]: nobody could call the control plane; add one with subject, sha256 and roles".to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let at = format!("tokens[{i}] ({})", token.subject);
+        if token.subject.trim().is_empty() {
+            return Err(format!(
+                "tokens[{i}].subject is empty; name who holds the token"
+            ));
+        }
+        if token.sha256.len() != 64 || !token.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{at}.sha256 is not 64 hex digits; put the token's hash, not the token: `printf %s TOKEN | sha256sum`"
+            ));
+        }
+        if token.roles.is_empty() {
+            return Err(format!(
+                "{at}.roles is empty; give it admin, reviewer, auditor or node"
+            ));
+        }
+        if !seen.insert(token.sha256.to_ascii_lowercase()) {
+            return Err(format!(
+                "{at}.sha256 is listed twice; each token must be distinct"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn dir_with_key() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        airlock_bundle::write_keypair(&dir.path().join("release")).unwrap();
+        dir
+    }
+
+    const TOKEN: &str = "[[tokens]]\nsubject = \"ada\"\nsha256 = \"2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\"\nroles = [\"admin\"]\n";
+
+    #[test]
+    fn a_full_file_is_validated_into_typed_values() {
+        let dir = dir_with_key();
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"state\"\ntrusted_keys = [\"release.pub\"]\nmax_bundle_bytes = 1024\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n{TOKEN}"
+        );
+        let path = dir.path().join("cp.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = ControlPlaneConfig::from_file(&path).unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.data_dir, dir.path().join("state"));
+        assert_eq!(config.trusted_keys.len(), 1);
+        assert_eq!(config.limits.max_bytes, 1024);
+        assert_eq!(config.tls.unwrap().cert, dir.path().join("c.pem"));
+        assert_eq!(config.tokens[0].roles, [Role::Admin]);
+    }
+
+    #[test]
+    fn mistakes_name_the_key_and_say_what_to_do() {
+        let dir = dir_with_key();
+        let keys = "trusted_keys = [\"release.pub\"]\n";
+        let cases = [
+            (format!("{keys}{TOKEN}lisen = \"x\"\n"), "unknown field"),
+            (
+                format!("listen = \"nope\"\n{keys}{TOKEN}"),
+                "is not an address",
+            ),
+            (TOKEN.to_owned(), "trusted_keys is empty"),
+            (
+                format!("trusted_keys = [\"missing.pub\"]\n{TOKEN}"),
+                "missing.pub",
+            ),
+            (keys.to_owned(), "no [[tokens]]"),
+            (
+                format!("{keys}{}", TOKEN.replace("2bb8", "zz")),
+                "64 hex digits",
+            ),
+            (
+                format!("{keys}{}", TOKEN.replace("[\"admin\"]", "[\"root\"]")),
+                "unknown variant",
+            ),
+            (format!("{keys}{TOKEN}{TOKEN}"), "listed twice"),
+        ];
+        for (text, expected) in cases {
+            let err =
+                ControlPlaneConfig::from_toml(&text, dir.path(), Path::new("cp.toml")).unwrap_err();
+            let message = err.to_string();
+            assert!(message.starts_with("cp.toml: "), "{message}");
+            assert!(message.contains(expected), "{text}\n=> {message}");
+        }
+    }
+}

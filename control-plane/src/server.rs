@@ -1,0 +1,177 @@
+//! Builds and serves the control plane: the Airlock services, `grpc.health.v1`,
+//! server reflection (for `grpcurl`), optional TLS, graceful shutdown.
+
+use crate::api::bundle_service_server::BundleServiceServer;
+use crate::api::node_service_server::NodeServiceServer;
+use crate::auth::Authenticator;
+use crate::bundles::Bundles;
+use crate::nodes::Nodes;
+use crate::store::{SledStore, Store};
+use crate::{ControlPlaneConfig, ControlPlaneError};
+use airlock_bundle::BundleVerifier;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+/// Room for the protobuf framing around a maximum-size archive.
+const MESSAGE_OVERHEAD: usize = 1024 * 1024;
+
+/// A bound, not yet serving, control plane.
+pub struct ControlPlane {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<ServerTlsConfig>,
+    bundles: Bundles,
+    nodes: Nodes,
+    stop: watch::Sender<bool>,
+    max_message: usize,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens the store, loads the active bundle, reads the TLS files and binds the
+    /// listen address. Serve with [`ControlPlane::run`].
+    pub async fn start(config: ControlPlaneConfig) -> Result<ControlPlane, ControlPlaneError> {
+        let tls = match &config.tls {
+            Some(files) => Some(tls_config(files)?),
+            None => None,
+        };
+        let verifier = BundleVerifier::new(config.trusted_keys.iter().cloned())
+            .map_err(|e| config_error(e.to_string()))?
+            .with_limits(config.limits);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        let auth = Arc::new(Authenticator::new(&config.tokens));
+        let (stop, stopping) = watch::channel(false);
+        let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping)?;
+        let nodes = Nodes::new(store, auth);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ControlPlaneError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ControlPlaneError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let max_message = usize::try_from(config.limits.max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(MESSAGE_OVERHEAD);
+        Ok(ControlPlane {
+            listener,
+            local_addr,
+            tls,
+            bundles,
+            nodes,
+            stop,
+            max_message,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A receiver of every bundle activation, in process (for benches and `airlock dev`).
+    pub fn bundle_activations(
+        &self,
+    ) -> watch::Receiver<Option<Arc<crate::api::BundleServiceWatchResponse>>> {
+        self.bundles.subscribe()
+    }
+
+    /// Publishes (and activates) a bundle in process, as `publisher`, with the same
+    /// checks as `BundleService.Publish` (for `airlock dev`, which signs the default
+    /// policies with a throw-away key before serving).
+    pub async fn publish(
+        &self,
+        archive: Vec<u8>,
+        publisher: &str,
+    ) -> Result<crate::api::BundleSummary, ControlPlaneError> {
+        let caller = crate::auth::Caller {
+            subject: publisher.to_owned(),
+            roles: vec![crate::Role::Admin],
+        };
+        let request = crate::api::BundleServicePublishRequest {
+            archive: archive.into(),
+            no_activate: false,
+        };
+        self.bundles.publish_as(caller, request).await
+    }
+
+    /// Serves until `shutdown` resolves, then ends every `Watch` stream, finishes the
+    /// calls in flight and closes the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControlPlaneError> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<BundleServiceServer<Bundles>>().await;
+        reporter.set_serving::<NodeServiceServer<Nodes>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ControlPlaneError::Serve(format!("reflection: {e}")))?;
+        let bundles = BundleServiceServer::new(self.bundles)
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(self.max_message);
+        let stop = self.stop;
+        let signal = async move {
+            shutdown.await;
+            // Watch streams never end by themselves; end them so shutdown completes.
+            let _ = stop.send(true);
+            reporter
+                .set_not_serving::<BundleServiceServer<Bundles>>()
+                .await;
+        };
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| config_error(format!("TLS: {e}; check the [tls] cert and key")))?;
+        }
+        // No Nagle: a bundle delivery must not wait for the watcher's delayed ACK (~40 ms).
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        tracing::info!(addr = %self.local_addr, "control plane listening");
+        builder
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(bundles)
+            .add_service(NodeServiceServer::new(self.nodes))
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await
+            .map_err(|e| ControlPlaneError::Serve(e.to_string()))
+    }
+}
+
+fn tls_config(files: &crate::TlsFiles) -> Result<ServerTlsConfig, ControlPlaneError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ControlPlaneError::Config {
+            file: path.to_path_buf(),
+            message: format!("cannot read the TLS file ({e}); fix [tls] cert/key"),
+        })
+    };
+    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    Ok(ServerTlsConfig::new().identity(identity))
+}
+
+fn config_error(message: String) -> ControlPlaneError {
+    ControlPlaneError::Config {
+        file: "<config>".into(),
+        message,
+    }
+}

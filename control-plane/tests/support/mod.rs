@@ -1,0 +1,161 @@
+//! A real control plane on 127.0.0.1:0 for the integration tests, with one token
+//! per role, a trusted signing key, and helpers to build signed bundles.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use airlock_bundle::SigningKey;
+use airlock_control_plane::api;
+use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
+use airlock_control_plane::api::node_service_client::NodeServiceClient;
+use airlock_control_plane::{ControlPlane, ControlPlaneConfig, Role, TokenEntry};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// One token per role: (role name, token, role).
+pub const TOKENS: [(&str, &str, Role); 4] = [
+    ("admin", "tok-admin", Role::Admin),
+    ("reviewer", "tok-reviewer", Role::Reviewer),
+    ("auditor", "tok-auditor", Role::Auditor),
+    ("node", "tok-node", Role::Node),
+];
+
+pub const ADMIN: &str = "tok-admin";
+pub const NODE: &str = "tok-node";
+
+/// A running control plane; stops (gracefully) on drop or `stop()`.
+pub struct Plane {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub fn config(data_dir: &Path, key: &SigningKey) -> ControlPlaneConfig {
+    let tokens = TOKENS
+        .iter()
+        .map(|(name, token, role)| TokenEntry::from_plain(name, token, &[*role]))
+        .collect();
+    ControlPlaneConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data_dir.to_path_buf(),
+        vec![key.public_key()],
+        tokens,
+    )
+}
+
+impl Plane {
+    pub async fn start(data_dir: &Path, key: &SigningKey) -> Plane {
+        Self::start_with(config(data_dir, key)).await
+    }
+
+    pub async fn start_with(config: ControlPlaneConfig) -> Plane {
+        let data_dir = config.data_dir.clone();
+        let plane = ControlPlane::start(config)
+            .await
+            .expect("control plane starts");
+        let addr = plane.local_addr();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            plane
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("control plane serves");
+        });
+        Plane {
+            addr,
+            data_dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connects to the control plane")
+    }
+
+    pub async fn bundles(&self) -> BundleServiceClient<Channel> {
+        BundleServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
+
+    pub async fn nodes(&self) -> NodeServiceClient<Channel> {
+        NodeServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits until it has released the data directory.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("graceful shutdown within 10 s")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+pub const POLICY: &str = "package airlock\n\nimport rego.v1\n\ndefault decision := {\"verdict\": \"deny\"}\n\ndecision := {\"verdict\": \"allow\"} if input.tool.name == \"read\"\n";
+
+pub const TESTS: &str = "package airlock_test\n\nimport rego.v1\nimport data.airlock\n\ntest_read_allowed if airlock.decision.verdict == \"allow\" with input as {\"tool\": {\"name\": \"read\"}}\n\ntest_write_denied if airlock.decision.verdict == \"deny\" with input as {\"tool\": {\"name\": \"write\"}}\n";
+
+/// A policy directory with the given files.
+pub fn policy_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let full = dir.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+    dir
+}
+
+/// A signed archive of the good policy and its passing tests, at `revision`.
+pub fn good_bundle(revision: &str, key: &SigningKey) -> Vec<u8> {
+    let dir = policy_dir(&[("airlock.rego", POLICY), ("airlock_test.rego", TESTS)]);
+    airlock_bundle::build_from_dir(dir.path(), Some(revision), key)
+        .unwrap()
+        .bytes
+}
+
+pub async fn publish(
+    plane: &Plane,
+    archive: Vec<u8>,
+    no_activate: bool,
+) -> Result<api::BundleSummary, tonic::Status> {
+    let request = api::BundleServicePublishRequest {
+        archive: archive.into(),
+        no_activate,
+    };
+    let response = plane
+        .bundles()
+        .await
+        .publish(authed(request, ADMIN))
+        .await?;
+    Ok(response.into_inner().bundle.unwrap())
+}

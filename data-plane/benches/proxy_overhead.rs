@@ -1,0 +1,250 @@
+//! What the proxy adds to a `tools/call`: the demo MCP server called directly and
+//! through an in-process proxy (allow-all policy, so the full decide path runs), in
+//! the same run, at concurrency 1 and 32. Prints p50/p99 of each, the added latency
+//! and the ratio. Target: under 0.5 ms added at p50.
+//!
+//! Run: `cargo bench -p airlock-data-plane --bench proxy_overhead`
+
+use airlock_data_plane::{Proxy, ProxyConfig};
+use airlock_demo::{DemoOptions, DemoServer, DEFAULT_SEED};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::error::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+const KEY: &str = "bench-key-0123456789";
+const ALLOW_ALL: &str = "package airlock\n\nimport rego.v1\n\ndecision := {\"verdict\": \"allow\", \"reasons\": [\"bench.allow_all\"]}\n";
+/// Requests per case (direct or proxied, per concurrency), split over rounds.
+const REQUESTS: usize = 4000;
+const ROUNDS: usize = 4;
+const WARMUP: usize = 200;
+
+/// One endpoint to call: URL, headers, and its MCP session.
+struct Target {
+    url: String,
+    key: Option<String>,
+    session: Option<String>,
+}
+
+fn main() -> BenchResult<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> BenchResult<()> {
+    let demo = DemoServer::bind(
+        "127.0.0.1:0".parse()?,
+        DemoOptions {
+            required_bearer: None,
+            seed: DEFAULT_SEED,
+        },
+    )
+    .await?;
+    let demo_url = demo.url();
+    tokio::spawn(demo.run(std::future::pending()));
+
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join("policies"))?;
+    std::fs::write(dir.path().join("policies/allow.rego"), ALLOW_ALL)?;
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nsession_secret = \"bench-session-secret-0123456789\"\n\
+         [policy]\ndir = \"policies\"\n\
+         [[api_keys]]\nsubject = \"bench\"\nsha256 = \"{}\"\n\
+         [[upstreams]]\nname = \"demo\"\nurl = \"{demo_url}\"\nlabels = {{ env = \"prod\" }}\n",
+        hex::encode(Sha256::digest(KEY.as_bytes()))
+    );
+    let config = ProxyConfig::from_toml_str(&config, &dir.path().join("airlock.toml"))?;
+    let proxy = Proxy::start(config).await?;
+    let proxy_url = format!("http://{}/mcp/demo", proxy.local_addr());
+    let store = proxy.policy();
+    tokio::spawn(proxy.run(std::future::pending()));
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build(connector);
+    let mut direct = Target {
+        url: demo_url,
+        key: None,
+        session: None,
+    };
+    let mut proxied = Target {
+        url: proxy_url,
+        key: Some(KEY.to_owned()),
+        session: None,
+    };
+    initialize(&client, &mut direct).await?;
+    initialize(&client, &mut proxied).await?;
+    let (direct, proxied) = (Arc::new(direct), Arc::new(proxied));
+
+    println!("proxy_overhead: tools/call `query` (SELECT 1), JSON answers, loopback, {REQUESTS} calls per case");
+    println!(
+        "{:>11} {:>8} {:>10} {:>10}",
+        "concurrency", "path", "p50 (us)", "p99 (us)"
+    );
+    for concurrency in [1usize, 32] {
+        measure(&client, &direct, WARMUP, concurrency).await?;
+        measure(&client, &proxied, WARMUP, concurrency).await?;
+        let (mut d, mut p) = (Vec::new(), Vec::new());
+        // Interleave rounds so drift on a shared machine hits both paths alike.
+        for _ in 0..ROUNDS {
+            d.extend(measure(&client, &direct, REQUESTS / ROUNDS, concurrency).await?);
+            p.extend(measure(&client, &proxied, REQUESTS / ROUNDS, concurrency).await?);
+        }
+        report(concurrency, &mut d, &mut p);
+    }
+    decide_only(&store);
+    Ok(())
+}
+
+/// The policy evaluation alone (one thread), to attribute the added latency.
+fn decide_only(store: &airlock_policy::PolicyStore) {
+    use airlock_policy::{
+        Direction, MessageInput, PolicyInput, ServerInput, SessionInput, TimeInput, ToolInput,
+    };
+    let arguments = json!({"sql": "SELECT 1"});
+    let input = PolicyInput {
+        identity: airlock_policy::IdentityInput {
+            subject: "bench".into(),
+            kind: "agent".into(),
+            ..Default::default()
+        },
+        server: ServerInput {
+            name: "demo".into(),
+            ..Default::default()
+        },
+        direction: Direction::ClientToServer,
+        message: MessageInput {
+            method: Some("tools/call".into()),
+            id: Some(json!(1)),
+            params: json!({"name": "query", "arguments": arguments}),
+        },
+        tool: Some(ToolInput {
+            name: "query".into(),
+            arguments,
+        }),
+        session: SessionInput::default(),
+        time: TimeInput::default(),
+        listing: false,
+    };
+    let mut latencies: Vec<Duration> = (0..REQUESTS)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(store.decide(&input));
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    println!(
+        "policy decide alone (allow-all, 1 thread): p50 {:.0} us, p99 {:.0} us",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+}
+
+async fn initialize(client: &HttpClient, target: &mut Target) -> BenchResult<()> {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
+    let response = client.request(request(target, body.to_string())?).await?;
+    target.session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()?;
+    response.into_body().collect().await?;
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = client.request(request(target, done.to_string())?).await?;
+    response.into_body().collect().await?;
+    Ok(())
+}
+
+fn request(target: &Target, body: String) -> BenchResult<hyper::Request<Full<Bytes>>> {
+    let mut builder = hyper::Request::post(&target.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(key) = &target.key {
+        builder = builder.header("authorization", format!("Bearer {key}"));
+    }
+    if let Some(session) = &target.session {
+        builder = builder.header("mcp-session-id", session);
+    }
+    Ok(builder.body(Full::new(Bytes::from(body)))?)
+}
+
+/// `count` calls spread over `concurrency` workers; each call's latency.
+async fn measure(
+    client: &HttpClient,
+    target: &Arc<Target>,
+    count: usize,
+    concurrency: usize,
+) -> BenchResult<Vec<Duration>> {
+    let mut workers = Vec::with_capacity(concurrency);
+    for worker in 0..concurrency {
+        let (client, target) = (client.clone(), Arc::clone(target));
+        let share = count / concurrency + usize::from(worker < count % concurrency);
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(share);
+            for i in 0..share {
+                let body = json!({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                    "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}});
+                let started = Instant::now();
+                let response = client.request(request(&target, body.to_string())?).await?;
+                let status = response.status();
+                let bytes = response.into_body().collect().await?.to_bytes();
+                latencies.push(started.elapsed());
+                if !status.is_success()
+                    || !bytes.starts_with(b"{\"jsonrpc\"")
+                    || bytes.windows(8).any(|w| w == b"\"error\":")
+                {
+                    return Err(format!(
+                        "call failed: {status} {}",
+                        String::from_utf8_lossy(&bytes)
+                    )
+                    .into());
+                }
+            }
+            BenchResult::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(count);
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    Ok(all)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+fn report(concurrency: usize, direct: &mut [Duration], proxied: &mut [Duration]) {
+    direct.sort();
+    proxied.sort();
+    let (d50, d99) = (percentile(direct, 0.5), percentile(direct, 0.99));
+    let (p50, p99) = (percentile(proxied, 0.5), percentile(proxied, 0.99));
+    println!("{concurrency:>11} {:>8} {d50:>10.0} {d99:>10.0}", "direct");
+    println!("{concurrency:>11} {:>8} {p50:>10.0} {p99:>10.0}", "proxied");
+    let verdict = if p50 - d50 < 500.0 { "within" } else { "OVER" };
+    println!(
+        "{concurrency:>11} {:>8} {:>10.0} {:>10.0}   ratio p50 {:.2}x, p99 {:.2}x; p50 added {verdict} the 500 us target",
+        "added",
+        p50 - d50,
+        p99 - d99,
+        p50 / d50.max(1.0),
+        p99 / d99.max(1.0)
+    );
+}

@@ -1,0 +1,195 @@
+//! Stage 1, accept: the HTTP server, routing (`/mcp/{server}`, `/healthz`,
+//! `/readyz`), the `Origin` check and the bounded body read.
+
+use crate::ctx::Shared;
+use crate::error::ProxyError;
+use crate::mcp;
+use crate::respond::{json_response, ProxyResponse};
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves connections until `shutdown` resolves, then lets in-flight requests run
+/// for at most `grace`.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, Infallible>(route(request, shared).await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = watched.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "in-flight requests still running after the grace period; closing them"
+        );
+    }
+}
+
+async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse {
+    let path = request.uri().path();
+    if path == "/healthz" {
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    if path == "/readyz" {
+        return match shared.store.revision() {
+            Some(revision) => json_response(
+                StatusCode::OK,
+                &json!({"status": "ready", "revision": revision}),
+            ),
+            None => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
+            ),
+        };
+    }
+    match path.strip_prefix("/mcp/") {
+        Some(server) if !server.is_empty() && !server.contains('/') => {
+            // Shed load before any work: a full proxy answers 503 at once.
+            let Ok(_permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+                return ProxyError::Overloaded.into_response(None);
+            };
+            let server = server.to_owned();
+            mcp::handle(request, shared, server).await
+        }
+        _ => ProxyError::NotFound.into_response(None),
+    }
+}
+
+/// DNS-rebinding protection: a browser always sends `Origin`, so a present one must
+/// be on the allow-list. Non-browser clients send none, which is fine.
+pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ProxyError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("(not text)");
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        Ok(())
+    } else {
+        Err(ProxyError::OriginForbidden(
+            origin.chars().take(100).collect(),
+        ))
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` (never buffering more).
+pub(crate) async fn read_body(
+    mut body: Incoming,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ProxyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        drain(body).await;
+        return Err(ProxyError::BodyTooLarge(limit));
+    }
+    let mut buffer = BytesMut::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                drain(body).await;
+                return Err(ProxyError::BodyTooLarge(limit));
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+/// Reads and discards what is left of a refused body (bounded in bytes and time), so
+/// the client can read our 413 instead of failing on a reset connection.
+async fn drain(mut body: Incoming) {
+    let mut left = DRAIN_LIMIT;
+    let discard = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.len() >= left {
+                return;
+            }
+            left -= data.len();
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
+}
+
+/// At most this much of a refused body is read and thrown away.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn origin_is_checked_only_when_present() {
+        let allowed = vec!["http://localhost:6274".to_owned()];
+        assert!(check_origin(&HeaderMap::new(), &allowed).is_ok());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://localhost:6274"),
+        );
+        assert!(check_origin(&headers, &allowed).is_ok());
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        let err = check_origin(&headers, &allowed).unwrap_err();
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(check_origin(&headers, &allowed).is_err());
+    }
+}

@@ -1,0 +1,495 @@
+//! The proxy's TOML configuration: parsed strictly, then validated into the typed
+//! values the request path uses, so a typo fails at start-up (file, key, hint) and
+//! never mid-request.
+
+use http::{HeaderName, HeaderValue, Uri};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}; check the path given to --config")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown or mistyped key.
+    #[error(
+        "invalid config file {path}: {message}hint: see the example in `airlock proxy --help`"
+    )]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and the line).
+        message: String,
+    },
+    /// A value is well-formed TOML but not usable.
+    #[error("invalid config file {path}: key `{key}`: {message}; hint: {hint}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key, e.g. `upstreams[0].url`.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// A `${NAME}` reference names an unset environment variable.
+    #[error("invalid config file {path}: key `{key}` references environment variable `{var}`, which is not set; export it before starting the proxy")]
+    MissingEnv {
+        /// The file.
+        path: PathBuf,
+        /// The key whose value references it.
+        key: String,
+        /// The variable's name.
+        var: String,
+    },
+}
+
+// === raw TOML ===
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    policy: RawPolicy,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    upstreams: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "default_max_depth")]
+    max_depth: usize,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    session_secret: Option<String>,
+    #[serde(default = "default_request_timeout_s")]
+    request_timeout_s: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(default = "default_shutdown_grace_s")]
+    shutdown_grace_s: u64,
+    #[serde(default = "default_max_concurrent_requests")]
+    max_concurrent_requests: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    dir: PathBuf,
+    #[serde(default = "default_eval_timeout_ms")]
+    eval_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    subject: String,
+    sha256: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default = "default_kind")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    name: String,
+    url: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+fn default_max_body_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+fn default_request_timeout_s() -> u64 {
+    300
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+fn default_shutdown_grace_s() -> u64 {
+    10
+}
+fn default_eval_timeout_ms() -> u64 {
+    100
+}
+fn default_kind() -> String {
+    "agent".to_owned()
+}
+
+// === typed runtime values ===
+
+/// A validated proxy configuration.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where the proxy listens (`server.listen`).
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes (`server.max_body_bytes`).
+    pub max_body_bytes: usize,
+    /// Deepest accepted JSON nesting (`server.max_depth`).
+    pub max_depth: usize,
+    /// Origins allowed to call the proxy from a browser (`server.allowed_origins`).
+    pub allowed_origins: Vec<String>,
+    /// MCP requests handled at once before new ones get 503
+    /// (`server.max_concurrent_requests`; a stream counts until its head is sent).
+    pub max_concurrent_requests: usize,
+    /// Key for sealing session ids; `None` means a random key per process.
+    pub session_secret: Option<Vec<u8>>,
+    /// How long to wait for an upstream's response head.
+    pub request_timeout: Duration,
+    /// How long to wait for a TCP connection to an upstream.
+    pub connect_timeout: Duration,
+    /// How long in-flight requests may run after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// The policy bundle directory (relative paths resolved against the config file).
+    pub policy_dir: PathBuf,
+    /// Budget for one policy evaluation.
+    pub eval_timeout: Duration,
+    /// Static API keys.
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// One static API key (`[[api_keys]]`), stored as the SHA-256 of the key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyConfig {
+    /// The identity's subject.
+    pub subject: String,
+    /// SHA-256 of the key (32 bytes).
+    pub sha256: [u8; 32],
+    /// The identity's groups.
+    pub groups: Vec<String>,
+    /// `agent`, `user` or `service`.
+    pub kind: String,
+}
+
+/// One upstream MCP server (`[[upstreams]]`).
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The name in `/mcp/{name}` and `input.server.name`.
+    pub name: String,
+    /// The upstream's MCP endpoint (HTTP only for now).
+    pub url: Uri,
+    /// Labels given to the policy as `input.server.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// Headers injected on every upstream request (env references resolved).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ProxyConfig {
+    /// Reads and validates a TOML config file.
+    pub fn from_file(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Validates TOML text; `origin` names the file in errors and anchors relative paths.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<ProxyConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        Validator { origin }.validate(raw)
+    }
+}
+
+// === impl Validator ===
+
+struct Validator<'a> {
+    origin: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(
+        &self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        hint: &str,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.origin.to_owned(),
+            key: key.into(),
+            message: message.into(),
+            hint: hint.to_owned(),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<ProxyConfig, ConfigError> {
+        let s = &raw.server;
+        let listen = s.listen.parse::<SocketAddr>().map_err(|_| {
+            self.invalid(
+                "server.listen",
+                format!("`{}` is not an address", s.listen),
+                "use IP:PORT, e.g. \"127.0.0.1:8080\"",
+            )
+        })?;
+        self.check_limits(s)?;
+        let session_secret = self.session_secret(s)?;
+        if raw.upstreams.is_empty() {
+            return Err(self.invalid(
+                "upstreams",
+                "no upstream is configured",
+                "add an [[upstreams]] table with name and url",
+            ));
+        }
+        Ok(ProxyConfig {
+            listen,
+            max_body_bytes: s.max_body_bytes,
+            max_depth: s.max_depth,
+            allowed_origins: s.allowed_origins.clone(),
+            max_concurrent_requests: s.max_concurrent_requests,
+            session_secret,
+            request_timeout: Duration::from_secs(s.request_timeout_s),
+            connect_timeout: Duration::from_millis(s.connect_timeout_ms.max(1)),
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_s),
+            policy_dir: self.anchor(&raw.policy.dir),
+            eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
+            api_keys: self.api_keys(&raw.api_keys)?,
+            upstreams: self.upstreams(&raw.upstreams)?,
+        })
+    }
+
+    fn check_limits(&self, s: &RawServer) -> Result<(), ConfigError> {
+        if s.max_body_bytes == 0 {
+            return Err(self.invalid(
+                "server.max_body_bytes",
+                "must be above 0",
+                "the default is 4194304 (4 MiB)",
+            ));
+        }
+        if s.max_concurrent_requests == 0 {
+            return Err(self.invalid(
+                "server.max_concurrent_requests",
+                "must be above 0",
+                "the default is 1024",
+            ));
+        }
+        if s.max_depth == 0 {
+            return Err(self.invalid("server.max_depth", "must be above 0", "the default is 64"));
+        }
+        if s.request_timeout_s == 0 {
+            return Err(self.invalid(
+                "server.request_timeout_s",
+                "must be above 0",
+                "the default is 300",
+            ));
+        }
+        for (i, origin) in s.allowed_origins.iter().enumerate() {
+            if origin.ends_with('/') || !origin.contains("://") {
+                return Err(self.invalid(
+                    format!("server.allowed_origins[{i}]"),
+                    format!("`{origin}` is not an origin"),
+                    "write scheme://host[:port] without a path, e.g. \"http://localhost:6274\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn session_secret(&self, s: &RawServer) -> Result<Option<Vec<u8>>, ConfigError> {
+        Ok(match &s.session_secret {
+            None => None,
+            Some(v) => {
+                let secret = self.resolve_env("server.session_secret", v)?;
+                if secret.len() < 16 {
+                    return Err(self.invalid(
+                        "server.session_secret",
+                        "is shorter than 16 bytes",
+                        "use 32 random bytes, e.g. `openssl rand -hex 32`",
+                    ));
+                }
+                Some(secret.into_bytes())
+            }
+        })
+    }
+
+    /// Relative paths are relative to the config file, not to the working directory.
+    fn anchor(&self, dir: &Path) -> PathBuf {
+        match self.origin.parent() {
+            Some(parent) if dir.is_relative() && !parent.as_os_str().is_empty() => parent.join(dir),
+            _ => dir.to_owned(),
+        }
+    }
+
+    fn api_keys(&self, raw: &[RawApiKey]) -> Result<Vec<ApiKeyConfig>, ConfigError> {
+        let mut keys: Vec<ApiKeyConfig> = Vec::with_capacity(raw.len());
+        for (i, k) in raw.iter().enumerate() {
+            let key = |field: &str| format!("api_keys[{i}].{field}");
+            if k.subject.trim().is_empty() {
+                return Err(self.invalid(
+                    key("subject"),
+                    "is empty",
+                    "name who holds the key, e.g. \"ci-bot\"",
+                ));
+            }
+            let bytes = hex::decode(k.sha256.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            let Some(sha256) = bytes else {
+                return Err(self.invalid(
+                    key("sha256"),
+                    "is not 64 hex characters",
+                    "store the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`",
+                ));
+            };
+            if keys.iter().any(|other| other.sha256 == sha256) {
+                return Err(self.invalid(
+                    key("sha256"),
+                    "duplicates another key's hash",
+                    "give each identity its own key",
+                ));
+            }
+            if !matches!(k.kind.as_str(), "agent" | "user" | "service") {
+                return Err(self.invalid(
+                    key("kind"),
+                    format!("`{}` is not a kind", k.kind),
+                    "use \"agent\", \"user\" or \"service\"",
+                ));
+            }
+            keys.push(ApiKeyConfig {
+                subject: k.subject.clone(),
+                sha256,
+                groups: k.groups.clone(),
+                kind: k.kind.clone(),
+            });
+        }
+        Ok(keys)
+    }
+
+    fn upstreams(&self, raw: &[RawUpstream]) -> Result<Vec<UpstreamConfig>, ConfigError> {
+        let mut out: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
+        for (i, u) in raw.iter().enumerate() {
+            let key = |field: &str| format!("upstreams[{i}].{field}");
+            let valid_name = !u.name.is_empty()
+                && u.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_name {
+                return Err(self.invalid(
+                    key("name"),
+                    format!("`{}` is not a valid name", u.name),
+                    "use letters, digits, '-' and '_' (it becomes /mcp/{name})",
+                ));
+            }
+            if out.iter().any(|o| o.name == u.name) {
+                return Err(self.invalid(
+                    key("name"),
+                    format!("`{}` is used twice", u.name),
+                    "give each upstream its own name",
+                ));
+            }
+            let url = u.url.parse::<Uri>().ok().filter(|uri| uri.host().is_some());
+            let Some(url) = url else {
+                return Err(self.invalid(
+                    key("url"),
+                    format!("`{}` is not a URL", u.url),
+                    "e.g. \"http://127.0.0.1:9100/mcp\"",
+                ));
+            };
+            if url.scheme_str() != Some("http") {
+                return Err(self.invalid(
+                    key("url"),
+                    "only http:// upstreams are supported for now",
+                    "run a TLS-terminating sidecar or use http:// on a trusted network",
+                ));
+            }
+            let headers = self.upstream_headers(i, &u.headers)?;
+            out.push(UpstreamConfig {
+                name: u.name.clone(),
+                url,
+                labels: u.labels.clone(),
+                headers,
+            });
+        }
+        Ok(out)
+    }
+
+    fn upstream_headers(
+        &self,
+        i: usize,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
+        let mut headers = Vec::with_capacity(raw.len());
+        for (name, value) in raw {
+            let hkey = format!("upstreams[{i}].headers.{name}");
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                self.invalid(
+                    hkey.clone(),
+                    "is not a valid header name",
+                    "use a token such as Authorization or X-Api-Key",
+                )
+            })?;
+            let resolved = self.resolve_env(&hkey, value)?;
+            let value = HeaderValue::from_str(&resolved).map_err(|_| {
+                self.invalid(
+                    hkey.clone(),
+                    "is not a valid header value",
+                    "remove control characters and newlines",
+                )
+            })?;
+            headers.push((header, value));
+        }
+        Ok(headers)
+    }
+
+    /// Replaces every `${NAME}` with the environment variable's value.
+    fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+        let mut out = String::with_capacity(value.len());
+        let mut rest = value;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(self.invalid(
+                    key,
+                    "has an unclosed `${`",
+                    "write environment references as ${NAME}",
+                ));
+            };
+            let var = &after[..end];
+            let resolved = std::env::var(var).map_err(|_| ConfigError::MissingEnv {
+                path: self.origin.to_owned(),
+                key: key.to_owned(),
+                var: var.to_owned(),
+            })?;
+            out.push_str(&resolved);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod tests;

@@ -1,0 +1,190 @@
+//! Stage 4, decide: build the policy input for one message, evaluate it, and turn a
+//! refusal into the JSON-RPC error the sender sees. The policy store already turns
+//! a missing bundle, an evaluation error or an undefined result into a deny.
+
+use crate::ctx::RequestCtx;
+use crate::decode::Message;
+use crate::error::codes;
+use airlock_policy::{
+    Decision, Direction, Evaluation, MessageInput, PolicyInput, SessionInput, TimeInput, ToolInput,
+    Verdict,
+};
+use serde_json::{json, Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Decides one message travelling in `direction`.
+pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) -> Evaluation {
+    let calls = match direction {
+        Direction::ClientToServer => ctx.shared.calls.next(ctx.session_id()),
+        Direction::ServerToClient => 0,
+    };
+    let params = message.params();
+    let tool = match message.method() {
+        Some("tools/call") => Some(ToolInput {
+            name: params
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
+        }),
+        _ => None,
+    };
+    let input = PolicyInput {
+        identity: ctx.identity_input.clone(),
+        server: ctx.upstream.server_input.clone(),
+        direction,
+        message: MessageInput {
+            method: message.method().map(str::to_owned),
+            id: message.id().cloned(),
+            params: params.clone(),
+        },
+        tool,
+        session: SessionInput {
+            id: ctx.session_id().to_owned(),
+            calls,
+        },
+        time: now(),
+        listing: false,
+    };
+    ctx.shared.store.decide(&input)
+}
+
+/// Whether the identity may ever call `tool` (used to filter `tools/list`).
+fn may_list(ctx: &RequestCtx, tool: &str) -> bool {
+    let params = json!({"name": tool, "arguments": {}});
+    let input = PolicyInput {
+        identity: ctx.identity_input.clone(),
+        server: ctx.upstream.server_input.clone(),
+        direction: Direction::ClientToServer,
+        message: MessageInput {
+            method: Some("tools/call".to_owned()),
+            id: None,
+            params,
+        },
+        tool: Some(ToolInput {
+            name: tool.to_owned(),
+            arguments: Value::Object(Map::new()),
+        }),
+        session: SessionInput {
+            id: ctx.session_id().to_owned(),
+            calls: 0,
+        },
+        time: now(),
+        listing: true,
+    };
+    ctx.shared.store.decide(&input).decision.verdict != Verdict::Deny
+}
+
+/// Removes from a `tools/list` result the tools whose listing verdict is `deny`;
+/// returns how many were removed.
+pub(crate) fn filter_tools(ctx: &RequestCtx, result: &mut Value) -> usize {
+    let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) else {
+        return 0;
+    };
+    let before = tools.len();
+    // A tool entry without a string name cannot be decided, so it is not listed.
+    tools.retain(|tool| {
+        tool.get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| may_list(ctx, name))
+    });
+    before - tools.len()
+}
+
+/// The JSON-RPC error object for a refused message; `None` when it is allowed.
+pub(crate) fn refusal(evaluation: &Evaluation) -> Option<Value> {
+    let decision = &evaluation.decision;
+    match decision.verdict {
+        Verdict::Allow => None,
+        Verdict::Deny => Some(json!({
+            "code": codes::DENIED,
+            "message": deny_message(decision),
+            "data": {"reasons": decision.reasons, "revision": evaluation.revision},
+        })),
+        Verdict::RequireApproval => {
+            let reviewers = decision
+                .approval
+                .as_ref()
+                .map(|a| a.reviewers.clone())
+                .unwrap_or_default();
+            let why = decision
+                .message
+                .as_deref()
+                .unwrap_or("the policy requires a human approval for this call");
+            Some(json!({
+                "code": codes::APPROVAL_REQUIRED,
+                "message": format!(
+                    "approval required: {why}; approvals are not yet available on this proxy node, so the call was not forwarded"
+                ),
+                "data": {"reasons": decision.reasons, "reviewers": reviewers, "revision": evaluation.revision},
+            }))
+        }
+    }
+}
+
+fn deny_message(decision: &Decision) -> String {
+    match &decision.message {
+        Some(message) if !message.is_empty() => message.clone(),
+        _ => format!("denied by policy ({})", decision.reasons.join(", ")),
+    }
+}
+
+/// A JSON-RPC error response carrying `error` for request `id`.
+pub(crate) fn error_response(id: &Value, error: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
+}
+
+fn now() -> TimeInput {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    TimeInput { unix_ms }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use airlock_policy::ApprovalSpec;
+    use std::time::Duration;
+
+    fn evaluation(decision: Decision) -> Evaluation {
+        Evaluation {
+            decision,
+            revision: Some("rev-1".into()),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_allow_is_no_refusal() {
+        assert!(refusal(&evaluation(Decision::allow())).is_none());
+    }
+
+    #[test]
+    fn a_deny_carries_the_policy_message_reasons_and_revision() {
+        let error = refusal(&evaluation(Decision::deny("sql.ddl", "DDL is not allowed"))).unwrap();
+        assert_eq!(error["code"], codes::DENIED);
+        assert_eq!(error["message"], "DDL is not allowed");
+        assert_eq!(error["data"]["reasons"][0], "sql.ddl");
+        assert_eq!(error["data"]["revision"], "rev-1");
+    }
+
+    #[test]
+    fn require_approval_says_approvals_are_not_available_yet() {
+        let mut decision = Decision::deny("sql.write_on_prod", "writes on prod need a DBA");
+        decision.verdict = Verdict::RequireApproval;
+        decision.approval = Some(ApprovalSpec {
+            reviewers: vec!["dba".into()],
+            ..ApprovalSpec::default()
+        });
+        let error = refusal(&evaluation(decision)).unwrap();
+        assert_eq!(error["code"], codes::APPROVAL_REQUIRED);
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not yet available"));
+        assert_eq!(error["data"]["reviewers"][0], "dba");
+    }
+}

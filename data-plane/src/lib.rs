@@ -1,0 +1,146 @@
+//! Airlock's data plane: an MCP Streamable HTTP proxy that decides every JSON-RPC
+//! message with the Rego policy before it moves, in either direction.
+//!
+//! One module per stage of the request path (see `mcp` for the order): `accept`,
+//! `authenticate`, `decode`, `decide`, `forward`, `respond` (with `sse`), plus
+//! `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
+//! a restart would lose: sessions are sealed ids any node with the same secret can
+//! verify (see `session`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod accept;
+mod authenticate;
+pub mod config;
+mod ctx;
+mod decide;
+pub mod decode;
+pub mod error;
+mod forward;
+mod mcp;
+mod protocol;
+mod respond;
+mod session;
+mod sse;
+mod upstream;
+
+pub use authenticate::Identity;
+pub use config::{ConfigError, ProxyConfig};
+pub use error::{codes, ProxyError};
+
+use crate::authenticate::ApiKeys;
+use crate::ctx::Shared;
+use crate::session::{CallCounter, SessionSeal};
+use crate::upstream::http::HttpClient;
+use crate::upstream::Upstream;
+use airlock_policy::{watch_dir, BundleWatcher, PolicyStore};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Sessions tracked by the per-node call counter before it starts over.
+const CALL_COUNTER_CAPACITY: usize = 100_000;
+
+/// A bound, ready-to-run proxy node.
+pub struct Proxy {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    store: Arc<PolicyStore>,
+    shutdown_grace: Duration,
+    // Keeps hot-reloading the policy directory while the proxy lives.
+    _watcher: BundleWatcher,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// Loads and watches the policy directory, and binds the listener.
+    pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        let store = Arc::new(PolicyStore::new(config.eval_timeout));
+        let watcher = watch_dir(Arc::clone(&store), &config.policy_dir)
+            .map_err(|e| ProxyError::Policy(format!("{} ({})", e, config.policy_dir.display())))?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ProxyError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ProxyError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let secret = match &config.session_secret {
+            Some(secret) => secret.clone(),
+            None => {
+                tracing::warn!(
+                    "server.session_secret is not set: using a random one, so sessions will not survive a restart \
+                     nor work across proxy nodes; set it (e.g. session_secret = \"${{AIRLOCK_SESSION_SECRET}}\")"
+                );
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        let shared = Arc::new(Shared {
+            upstreams: config
+                .upstreams
+                .iter()
+                .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
+                .collect(),
+            keys: ApiKeys::new(&config.api_keys),
+            seal: SessionSeal::new(secret),
+            calls: CallCounter::new(CALL_COUNTER_CAPACITY),
+            store: Arc::clone(&store),
+            client: HttpClient::new(config.connect_timeout, config.request_timeout),
+            limits: decode::Limits {
+                max_body_bytes: config.max_body_bytes,
+                max_depth: config.max_depth,
+            },
+            max_response_bytes: config.max_body_bytes.saturating_mul(4),
+            allowed_origins: config.allowed_origins.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+        });
+        Ok(Proxy {
+            listener,
+            local_addr,
+            shared,
+            store,
+            shutdown_grace: config.shutdown_grace,
+            _watcher: watcher,
+        })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The policy store the proxy decides with.
+    pub fn policy(&self) -> Arc<PolicyStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting and lets in-flight
+    /// requests finish for at most `server.shutdown_grace_s`.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ProxyError> {
+        let _watcher = self._watcher;
+        accept::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await;
+        Ok(())
+    }
+}

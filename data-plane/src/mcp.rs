@@ -1,0 +1,234 @@
+//! The request path for `/mcp/{server}`: the stages in their fixed order over one
+//! `RequestCtx`.
+//!
+//! ```text
+//! accept (route, Origin) → authenticate → session (unseal) → read body (bounded)
+//!   → decode (strict) → protocol rules → decide (every message) → forward → respond
+//! ```
+//! Origin comes before authentication so a rebinding page learns nothing about keys;
+//! the session is unsealed before the body is read so a hijack costs no parsing;
+//! every message is decided before a single byte goes upstream (promise 1 and 2).
+
+use crate::accept::{check_origin, read_body};
+use crate::ctx::{RequestCtx, Shared};
+use crate::decide::{decide, error_response, refusal};
+use crate::decode::{decode, Payload};
+use crate::error::{codes, ProxyError};
+use crate::forward::forward;
+use crate::protocol::{
+    check_content_headers, check_request, Revision, PROTOCOL_VERSION, SESSION_ID,
+};
+use crate::respond::{json_response, respond, ProxyResponse};
+use airlock_policy::{Direction, IdentityInput, Verdict};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::field::Empty;
+
+/// A failure, with the JSON-RPC id to answer it under when known.
+struct Failure {
+    error: ProxyError,
+    id: Option<Value>,
+}
+
+impl From<ProxyError> for Failure {
+    fn from(error: ProxyError) -> Self {
+        Self { error, id: None }
+    }
+}
+
+/// Runs one MCP request; never fails (errors become JSON-RPC error responses).
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+    server: String,
+) -> ProxyResponse {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "mcp",
+        server = %server,
+        http = %request.method(),
+        subject = Empty,
+        method = Empty,
+        tool = Empty,
+        verdict = Empty,
+        status = Empty,
+        latency_us = Empty,
+    );
+    let response = match run(request, shared, &server, span.clone()).await {
+        Ok(response) => response,
+        Err(failure) => {
+            let error = failure.error;
+            tracing::debug!(parent: &span, error = %error, "request refused");
+            error.into_response(failure.id)
+        }
+    };
+    span.record("status", response.status().as_u16());
+    span.record("latency_us", started.elapsed().as_micros() as u64);
+    tracing::info!(parent: &span, "request");
+    response
+}
+
+async fn run(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+    server: &str,
+    span: tracing::Span,
+) -> Result<ProxyResponse, Failure> {
+    let upstream = shared
+        .upstreams
+        .get(server)
+        .cloned()
+        .ok_or_else(|| ProxyError::UnknownServer(server.chars().take(64).collect()))?;
+    check_origin(request.headers(), &shared.allowed_origins)?;
+    let method = request.method().clone();
+    if !matches!(method, Method::POST | Method::GET | Method::DELETE) {
+        return Err(ProxyError::MethodNotAllowed.into());
+    }
+    let identity = shared.keys.authenticate(request.headers())?;
+    span.record("subject", identity.subject.as_str());
+    let revision = Revision::from_headers(request.headers())?;
+    let client_session = match request.headers().get(SESSION_ID) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ProxyError::SessionNotFound)?
+                .to_owned(),
+        ),
+    };
+    let upstream_session = match &client_session {
+        None => None,
+        Some(id) => Some(shared.seal.unseal(&identity.subject, &upstream.name, id)?),
+    };
+    let ctx = Arc::new(RequestCtx {
+        identity_input: IdentityInput {
+            subject: identity.subject.clone(),
+            groups: identity.groups.clone(),
+            kind: identity.kind.clone(),
+            claims: Map::new(),
+        },
+        protocol_header: request.headers().get(PROTOCOL_VERSION).cloned(),
+        shared,
+        upstream,
+        identity,
+        revision,
+        client_session,
+        upstream_session,
+        span,
+    });
+    if method == Method::POST {
+        post(ctx, request).await
+    } else {
+        // GET opens the server's stream, DELETE ends the session: no body to decide,
+        // but every server message on a GET stream is decided in respond.
+        let (parts, _) = request.into_parts();
+        let upstream = forward(&ctx, method, &parts.headers, Bytes::new()).await?;
+        Ok(respond(ctx, upstream, Vec::new()).await?)
+    }
+}
+
+async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyResponse, Failure> {
+    let (parts, body) = request.into_parts();
+    check_content_headers(&parts.headers)?;
+    let bytes = read_body(body, &parts.headers, ctx.shared.limits.max_body_bytes).await?;
+    let payload = decode(&bytes, &ctx.shared.limits).map_err(|e| ProxyError::Decode {
+        code: e.jsonrpc_code(),
+        message: e.to_string(),
+    })?;
+    let single_id = match &payload {
+        Payload::Single(message) => message.id().cloned(),
+        Payload::Batch(_) => None,
+    };
+    check_request(&parts.headers, ctx.revision, &payload).map_err(|error| Failure {
+        error,
+        id: single_id,
+    })?;
+    record_message(&ctx, &payload);
+
+    let mut refusals = Vec::with_capacity(payload.messages().len());
+    let mut verdict = Verdict::Allow;
+    for message in payload.messages() {
+        let evaluation = decide(&ctx, message, Direction::ClientToServer);
+        if verdict == Verdict::Allow {
+            verdict = evaluation.decision.verdict;
+        }
+        refusals.push(refusal(&evaluation));
+    }
+    ctx.span.record("verdict", verdict.as_str());
+    if refusals.iter().any(Option::is_some) {
+        return Ok(refuse(&payload, refusals));
+    }
+
+    let listing: Vec<Value> = payload
+        .messages()
+        .iter()
+        .filter(|m| m.method() == Some("tools/list"))
+        .filter_map(|m| m.id().cloned())
+        .collect();
+    // The exact bytes that were decoded and decided go upstream (promise 1).
+    let upstream = forward(&ctx, Method::POST, &parts.headers, bytes).await?;
+    Ok(respond(ctx, upstream, listing).await?)
+}
+
+fn record_message(ctx: &RequestCtx, payload: &Payload) {
+    if let Payload::Single(message) = payload {
+        if let Some(method) = message.method() {
+            ctx.span.record("method", method);
+        }
+        if let Some(name) = message.target_name() {
+            ctx.span.record("tool", name);
+        }
+    } else {
+        ctx.span.record("method", "(batch)");
+    }
+}
+
+/// The answer when any message was refused; nothing is forwarded.
+///
+/// A refused request gets a JSON-RPC error under its id (HTTP 200, as any JSON-RPC
+/// error). A refused notification or response has no id to answer under, so it gets
+/// HTTP 403 with an error body (`id: null`) instead of a silent 202. A batch with any
+/// refusal is refused whole: every element gets an error, the refused ones with
+/// their reason and the others with `BATCH_REFUSED`.
+fn refuse(payload: &Payload, refusals: Vec<Option<Value>>) -> ProxyResponse {
+    match payload {
+        Payload::Single(message) => {
+            let error = refusals.into_iter().flatten().next().unwrap_or(Value::Null);
+            match message.id() {
+                Some(id) if message.method().is_some() => {
+                    json_response(StatusCode::OK, &error_response(id, error))
+                }
+                _ => ProxyError::Refused {
+                    code: error["code"].as_i64().unwrap_or(codes::DENIED),
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("denied by policy")
+                        .to_owned(),
+                    data: error["data"].clone(),
+                }
+                .into_response(None),
+            }
+        }
+        Payload::Batch(messages) => {
+            let answers: Vec<Value> = messages
+                .iter()
+                .zip(refusals)
+                .map(|(message, refused)| {
+                    let id = message.id().cloned().unwrap_or(Value::Null);
+                    let error = refused.unwrap_or_else(|| {
+                        json!({
+                            "code": codes::BATCH_REFUSED,
+                            "message": "not forwarded: another message in this batch was refused; send the allowed messages on their own",
+                        })
+                    });
+                    error_response(&id, error)
+                })
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(answers))
+        }
+    }
+}

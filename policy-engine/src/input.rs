@@ -1,0 +1,103 @@
+//! The policy input document: what `data.airlock.decision` sees for one message.
+//!
+//! Built once per message on the data plane; serialized into the regorus engine.
+//! The field names are the Rego contract (see docs/ARCHITECTURE.md): renaming one
+//! breaks every user's policy.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Which way a message travels through the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the MCP client (agent) to the MCP server.
+    ClientToServer,
+    /// From the MCP server to the client (server-initiated requests, responses).
+    ServerToClient,
+}
+
+/// Who is calling, as established by the authenticate stage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IdentityInput {
+    /// Stable subject (API key owner, JWT `sub`).
+    pub subject: String,
+    /// Groups the subject belongs to.
+    pub groups: Vec<String>,
+    /// `agent`, `user` or `service`.
+    pub kind: String,
+    /// Extra claims (JWT claims; empty for API keys).
+    pub claims: Map<String, Value>,
+}
+
+/// The upstream MCP server the message is for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerInput {
+    /// The configured upstream name (the `{server}` in `/mcp/{server}`).
+    pub name: String,
+    /// Operator-assigned labels, e.g. `env=prod`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The JSON-RPC message, as decoded (method, id, params).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MessageInput {
+    /// The JSON-RPC method; absent for responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The JSON-RPC id; absent for notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// The params object (or `null`).
+    pub params: Value,
+}
+
+/// The tool a `tools/call` names, lifted out of `params` for convenience.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ToolInput {
+    /// `params.name`.
+    pub name: String,
+    /// `params.arguments` (an object, or `null` when absent).
+    pub arguments: Value,
+}
+
+/// The MCP session the message belongs to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionInput {
+    /// The session id the client presented (empty when none).
+    pub id: String,
+    /// Messages this node has seen on the session before this one (best effort).
+    pub calls: u64,
+}
+
+/// The evaluation time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TimeInput {
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+}
+
+/// One policy input document (package `airlock`, `input`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInput {
+    /// The caller.
+    pub identity: IdentityInput,
+    /// The upstream server.
+    pub server: ServerInput,
+    /// Which way the message travels.
+    pub direction: Direction,
+    /// The JSON-RPC message.
+    pub message: MessageInput,
+    /// Present for `tools/call` (and for `tools/list` filtering, see `listing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolInput>,
+    /// The session.
+    pub session: SessionInput,
+    /// When.
+    pub time: TimeInput,
+    /// True when the proxy asks "may this identity ever call `tool`?" to filter a
+    /// `tools/list` result; `tool.arguments` is then `{}`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub listing: bool,
+}

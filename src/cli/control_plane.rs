@@ -1,0 +1,48 @@
+//! `airlock control-plane`: serve the gRPC control plane until Ctrl-C or SIGTERM.
+
+use anyhow::Context as _;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `airlock control-plane`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example config (TOML; relative paths are relative to the file):\n  listen = \"127.0.0.1:7443\"\n  data_dir = \"airlock-data\"\n  trusted_keys = [\"release.pub\"]      # from `airlock bundle keygen -o release`\n  [[tokens]]\n  subject = \"ada\"\n  sha256 = \"...\"                       # printf %s TOKEN | sha256sum\n  roles = [\"admin\"]                    # admin, reviewer, auditor, node\n  # [tls] cert = \"server.crt\", key = \"server.key\" (PEM) to serve TLS"
+)]
+pub struct ControlPlaneArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Data directory (overrides the file's `data_dir`; default ./airlock-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Runs the control plane.
+pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<ExitCode> {
+    super::init_logging(args.log_json);
+    let mut config = airlock_control_plane::ControlPlaneConfig::from_file(&args.config)?;
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let data_dir = config.data_dir.clone();
+    let plane = airlock_control_plane::ControlPlane::start(config)
+        .await
+        .context("starting the control plane")?;
+    eprintln!(
+        "airlock control plane listening on {scheme}://{} (data in {}); Ctrl-C to stop",
+        plane.local_addr(),
+        data_dir.display()
+    );
+    plane.run(super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,314 @@
+//! `airlock dev`: the demo MCP server and a proxy with the default policies, on
+//! loopback, with fresh credentials, and instructions on stdout.
+
+use anyhow::Context;
+use clap::Args;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+/// Arguments of `airlock dev`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  airlock dev                     # then follow the printed instructions\n  airlock dev --port 0            # any free port\n  airlock dev --policies ./my-policies --log-stderr"
+)]
+pub struct DevArgs {
+    /// Loopback port of the proxy (0 = any free port). If the port is taken,
+    /// a free one is used instead and printed.
+    #[arg(long, default_value_t = 7331)]
+    pub port: u16,
+    /// Policy directory (Rego + data.json); edits reload live.
+    #[arg(long, default_value = "policies")]
+    pub policies: PathBuf,
+    /// Where config and logs go. Default: a fresh temporary directory, removed on exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Write logs to stderr instead of the log file in the data directory.
+    #[arg(long)]
+    pub log_stderr: bool,
+}
+
+/// Credentials minted for one `airlock dev` run.
+struct DevSecrets {
+    agent_key: String,
+    readonly_key: String,
+    upstream_token: String,
+}
+
+impl DevSecrets {
+    fn generate() -> Self {
+        Self {
+            agent_key: format!("ak_demo_{}", random_hex(16)),
+            readonly_key: format!("ak_readonly_{}", random_hex(16)),
+            upstream_token: format!("upstream_{}", random_hex(16)),
+        }
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let buf: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(buf)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Runs the local demo until Ctrl-C.
+pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let policies = std::fs::canonicalize(&args.policies).with_context(|| {
+        format!(
+            "policy directory {} not found: run `airlock dev` from the repository root or pass --policies DIR",
+            args.policies.display()
+        )
+    })?;
+    let (data_dir, _temp) = data_dir(args.data_dir.as_deref())?;
+    let log_path = data_dir.join("airlock.log");
+    init_dev_logging(args.log_stderr, &log_path)?;
+
+    let secrets = DevSecrets::generate();
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let demo = airlock_demo::DemoServer::bind(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        airlock_demo::DemoOptions {
+            required_bearer: Some(secrets.upstream_token.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the demo MCP server")?;
+    let demo_url = demo.url();
+
+    let config_path = data_dir.join("airlock.toml");
+    let proxy = start_proxy(&args, &config_path, &policies, &demo_url, &secrets).await?;
+    let endpoint = format!("http://{}/mcp/demo", proxy.local_addr());
+
+    let demo_task = tokio::spawn(demo.run(stopped(stop_rx.clone())));
+    let proxy_task = tokio::spawn(proxy.run(stopped(stop_rx)));
+
+    print_instructions(&Instructions {
+        endpoint: &endpoint,
+        demo_url: &demo_url,
+        policies: &policies,
+        data_dir: &data_dir,
+        config_path: &config_path,
+        log_path: (!args.log_stderr).then_some(log_path.as_path()),
+        secrets: &secrets,
+    });
+
+    crate::cli::shutdown_signal().await;
+    eprintln!("\nstopping airlock dev...");
+    let _ = stop_tx.send(true);
+    let (demo_res, proxy_res) = tokio::join!(demo_task, proxy_task);
+    demo_res
+        .context("demo server task")?
+        .context("demo server")?;
+    proxy_res.context("proxy task")?.context("proxy")?;
+    eprintln!("stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A future that resolves once the stop flag is raised.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn data_dir(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match explicit {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+            Ok((dir.to_path_buf(), None))
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("airlock-dev-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}
+
+fn init_dev_logging(to_stderr: bool, log_path: &Path) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if to_stderr {
+        crate::cli::init_logging(false);
+        return Ok(());
+    }
+    let file = std::fs::File::create(log_path)
+        .with_context(|| format!("creating log file {}", log_path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(())
+}
+
+async fn start_proxy(
+    args: &DevArgs,
+    config_path: &Path,
+    policies: &Path,
+    demo_url: &str,
+    secrets: &DevSecrets,
+) -> anyhow::Result<airlock_data_plane::Proxy> {
+    let mut port = args.port;
+    loop {
+        let text = proxy_config(port, policies, demo_url, secrets);
+        std::fs::write(config_path, &text)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        let config = airlock_data_plane::ProxyConfig::from_file(config_path)
+            .context("the generated proxy config is invalid (a bug: please report it)")?;
+        match airlock_data_plane::Proxy::start(config).await {
+            Ok(proxy) => return Ok(proxy),
+            Err(err) if port != 0 && is_addr_in_use(&err) => {
+                eprintln!("port {port} is taken; using a free port instead");
+                port = 0;
+            }
+            Err(err) => return Err(err).context("starting the proxy"),
+        }
+    }
+}
+
+fn is_addr_in_use(err: &airlock_data_plane::ProxyError) -> bool {
+    let text = format!("{err:#}").to_lowercase();
+    text.contains("address already in use") || text.contains("addrinuse")
+}
+
+/// The proxy configuration `airlock dev` runs with; written to the data directory
+/// so users can read it and start from it.
+fn proxy_config(port: u16, policies: &Path, demo_url: &str, secrets: &DevSecrets) -> String {
+    format!(
+        r#"# Written by `airlock dev`. A starting point for your own `airlock proxy --config`.
+[server]
+listen = "127.0.0.1:{port}"
+allowed_origins = ["http://localhost:6274", "http://127.0.0.1:6274"]
+
+[policy]
+dir = {policies:?}
+
+# API keys are stored as SHA-256 hashes; the keys themselves were printed once.
+[[api_keys]]
+subject = "demo-agent"
+sha256 = "{agent}"
+groups = ["agents"]
+kind = "agent"
+
+[[api_keys]]
+subject = "readonly-agent"
+sha256 = "{readonly}"
+groups = ["readonly"]
+kind = "agent"
+
+[[upstreams]]
+name = "demo"
+url = "{demo_url}"
+labels = {{ env = "prod" }}
+# Only the proxy holds the upstream's credential; agents never see it.
+headers = {{ Authorization = "Bearer {upstream}" }}
+"#,
+        policies = policies.display().to_string(),
+        agent = sha256_hex(&secrets.agent_key),
+        readonly = sha256_hex(&secrets.readonly_key),
+        upstream = secrets.upstream_token,
+    )
+}
+
+struct Instructions<'a> {
+    endpoint: &'a str,
+    demo_url: &'a str,
+    policies: &'a Path,
+    data_dir: &'a Path,
+    config_path: &'a Path,
+    log_path: Option<&'a Path>,
+    secrets: &'a DevSecrets,
+}
+
+fn print_instructions(i: &Instructions<'_>) {
+    let key = &i.secrets.agent_key;
+    let logs = match i.log_path {
+        Some(path) => format!("{} (tail -f it in another shell)", path.display()),
+        None => "stderr".to_owned(),
+    };
+    println!(
+        r#"
+Airlock dev is running: demo MCP server <- airlock proxy <- your agent
+
+MCP endpoint: {endpoint}
+API key: {key}
+
+  policies    {policies} (edit a .rego file: the proxy reloads it live)
+  upstream    {demo_url} (labelled env=prod; only the proxy holds its token)
+  config      {config}
+  logs        {logs}
+  read-only   a second key for the group `readonly` (tools/list hides writes): {readonly}
+
+MCP client config (Claude Desktop, Cursor, VS Code, MCP Inspector):
+{{
+  "mcpServers": {{
+    "airlock-demo": {{
+      "type": "http",
+      "url": "{endpoint}",
+      "headers": {{ "Authorization": "Bearer {key}" }}
+    }}
+  }}
+}}
+
+Try it with curl (stateless MCP 2026-07-28, one request each):
+{curl_read}
+{curl_drop}
+{curl_write}
+
+What to expect with the default policies:
+  query SELECT ...           allowed; rows come back from the demo database
+  execute DROP TABLE ...     denied (sql.ddl), the table is still there
+  execute INSERT/UPDATE ...  held: approval required for writes on env=prod
+  http_request to a host off the allow-list   denied (egress.host_not_allowed)
+
+Data directory: {data_dir}
+Press Ctrl-C to stop.
+"#,
+        endpoint = i.endpoint,
+        policies = i.policies.display(),
+        demo_url = i.demo_url,
+        config = i.config_path.display(),
+        readonly = i.secrets.readonly_key,
+        data_dir = i.data_dir.display(),
+        curl_read = curl_example(
+            i.endpoint,
+            key,
+            "query",
+            "SELECT name, email, card_number FROM customers LIMIT 3"
+        ),
+        curl_drop = curl_example(i.endpoint, key, "execute", "DROP TABLE customers"),
+        curl_write = curl_example(
+            i.endpoint,
+            key,
+            "execute",
+            "UPDATE customers SET city = 'Oslo' WHERE id = 1"
+        ),
+    );
+}
+
+/// A copy-pasteable stateless `tools/call` (no initialize needed).
+fn curl_example(endpoint: &str, key: &str, tool: &str, sql: &str) -> String {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {
+            "name": tool,
+            "arguments": {"sql": sql},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }
+        }
+    });
+    format!(
+        "  curl -s {endpoint} \\\n    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \\\n    -H 'Mcp-Method: tools/call' -H 'Mcp-Name: {tool}' \\\n    -d '{body}'\n"
+    )
+}

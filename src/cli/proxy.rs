@@ -1,0 +1,72 @@
+//! `airlock proxy`: one data-plane node.
+
+use airlock_data_plane::{Proxy, ProxyConfig};
+use anyhow::Context;
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `airlock proxy`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example airlock.toml (every key is checked; a typo stops the start-up):
+
+  [server]
+  listen = \"127.0.0.1:8080\"
+  allowed_origins = [\"http://localhost:6274\"]     # browsers with other Origins get 403
+  session_secret = \"${AIRLOCK_SESSION_SECRET}\"    # same on every node of a fleet
+  # max_body_bytes = 4194304, max_depth = 64, request_timeout_s = 300,
+  # max_concurrent_requests = 1024
+
+  [policy]
+  dir = \"policies\"                                # Rego + data.json, hot-reloaded
+  eval_timeout_ms = 100
+
+  [[api_keys]]                                     # clients send Authorization: Bearer <key>
+  subject = \"demo-agent\"
+  sha256 = \"<printf %s \\\"$KEY\\\" | sha256sum>\"
+  groups = [\"agents\"]
+  kind = \"agent\"
+
+  [[upstreams]]                                    # served at /mcp/demo
+  name = \"demo\"
+  url = \"http://127.0.0.1:9100/mcp\"
+  labels = { env = \"prod\" }
+  headers = { Authorization = \"Bearer ${DEMO_UPSTREAM_TOKEN}\" }
+
+Then point an MCP client at http://127.0.0.1:8080/mcp/demo with its API key.
+Health: GET /healthz (process up), GET /readyz (a policy bundle is loaded).")]
+pub struct ProxyArgs {
+    /// The TOML config file (see the example below).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Listen on this address instead of `server.listen` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Write logs to stderr as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Runs a proxy node until Ctrl-C or SIGTERM.
+pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    super::init_logging(args.log_json);
+    let mut config = ProxyConfig::from_file(&args.config)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let proxy = Proxy::start(config)
+        .await
+        .context("the proxy could not start")?;
+    let addr = proxy.local_addr();
+    {
+        // Tests and scripts parse this line: keep its shape.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "airlock proxy listening on http://{addr}")?;
+        stdout.flush()?;
+    }
+    proxy.run(super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
