@@ -22,6 +22,7 @@ mod decide;
 pub mod decode;
 pub mod error;
 mod forward;
+pub mod mask;
 mod mcp;
 mod protocol;
 mod respond;
