@@ -191,8 +191,15 @@ impl MaskSet {
     fn mask_embedded_json(&self, text: &str, depth: usize) -> Option<String> {
         // Bounded recursion: a string of JSON of a string of JSON... stops here.
         const MAX_EMBEDDED_DEPTH: usize = 64;
+        // Cards, emails and inline secrets are found in the raw text just as well
+        // (a replacement holds no quote or backslash, so the JSON stays valid);
+        // parsing pays off only for secret-named fields, so only then.
         let first = text.trim_start().as_bytes().first().copied();
-        if depth > MAX_EMBEDDED_DEPTH || !matches!(first, Some(b'{') | Some(b'[')) {
+        if depth > MAX_EMBEDDED_DEPTH
+            || !self.secrets
+            || !matches!(first, Some(b'{') | Some(b'['))
+            || !mentions_secret_field(text)
+        {
             return None;
         }
         let mut inner: Value = serde_json::from_str(text).ok()?;
@@ -225,6 +232,22 @@ fn replacement(kind: Kind, last_four: &str, keep_last_four: bool) -> String {
     } else {
         format!("[REDACTED:{}]", kind.as_str())
     }
+}
+
+/// Whether a text may hold a secret-named field (cheap pre-check before parsing).
+fn mentions_secret_field(text: &str) -> bool {
+    const STEMS: &[&[u8]] = &[b"pass", b"secret", b"token", b"key", b"auth", b"credential"];
+    text.as_bytes()
+        .windows(3)
+        .enumerate()
+        .filter(|(_, w)| STEMS.iter().any(|s| s[..3].eq_ignore_ascii_case(w)))
+        .any(|(i, _)| {
+            STEMS.iter().any(|s| {
+                text.as_bytes()
+                    .get(i..i + s.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(s))
+            })
+        })
 }
 
 fn is_redacted(value: &Value) -> bool {
