@@ -50,11 +50,17 @@ pub enum Rpc {
     NodeReport,
     /// `NodeService.List`.
     NodeList,
+    /// `AuditService.Append`.
+    AuditAppend,
+    /// `AuditService.Query`.
+    AuditQuery,
+    /// `AuditService.Verify`.
+    AuditVerify,
 }
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 7] = [
+    pub const ALL: [Rpc; 10] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -62,6 +68,9 @@ impl Rpc {
         Rpc::BundleWatch,
         Rpc::NodeReport,
         Rpc::NodeList,
+        Rpc::AuditAppend,
+        Rpc::AuditQuery,
+        Rpc::AuditVerify,
     ];
 
     /// The roles that may call this RPC: the one role table of the control plane.
@@ -74,6 +83,8 @@ impl Rpc {
             Rpc::BundleWatch => &[Admin, Node],
             Rpc::NodeReport => &[Node],
             Rpc::NodeList => &[Admin, Auditor],
+            Rpc::AuditAppend => &[Node],
+            Rpc::AuditQuery | Rpc::AuditVerify => &[Admin, Auditor],
         }
     }
 }
@@ -88,6 +99,9 @@ impl std::fmt::Display for Rpc {
             Rpc::BundleWatch => "BundleService.Watch",
             Rpc::NodeReport => "NodeService.Report",
             Rpc::NodeList => "NodeService.List",
+            Rpc::AuditAppend => "AuditService.Append",
+            Rpc::AuditQuery => "AuditService.Query",
+            Rpc::AuditVerify => "AuditService.Verify",
         };
         f.write_str(name)
     }
@@ -216,6 +230,9 @@ mod tests {
             (Rpc::BundleWatch, [true, false, false, true]),
             (Rpc::NodeReport, [false, false, false, true]),
             (Rpc::NodeList, [true, false, true, false]),
+            (Rpc::AuditAppend, [false, false, false, true]),
+            (Rpc::AuditQuery, [true, false, true, false]),
+            (Rpc::AuditVerify, [true, false, true, false]),
         ];
         assert_eq!(expected.len(), Rpc::ALL.len());
         for (rpc, row) in expected {

@@ -11,6 +11,11 @@
 //! cert = "tls/server.crt"            # PEM
 //! key = "tls/server.key"             # PEM
 //!
+//! [audit]                          # optional
+//! checkpoint_every = 1000            # sign a checkpoint every N records
+//! checkpoint_interval_s = 60         # and every T seconds when the log grew
+//! signing_key = "audit-signing.key"  # ed25519 seed, hex; default: in data_dir, generated
+//!
 //! [[tokens]]
 //! subject = "ada"
 //! sha256 = "<printf %s TOKEN | sha256sum>"
@@ -43,6 +48,8 @@ pub struct ControlPlaneConfig {
     pub limits: Limits,
     /// PEM certificate and key; `None` serves plain HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// The audit log's checkpoints and signing key (`[audit]`).
+    pub audit: crate::AuditSettings,
 }
 
 /// A PEM certificate chain and private key.
@@ -65,6 +72,15 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_every: Option<u64>,
+    checkpoint_interval_s: Option<u64>,
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +105,7 @@ impl ControlPlaneConfig {
             tokens,
             limits: Limits::default(),
             tls: None,
+            audit: crate::AuditSettings::default(),
         }
     }
 
@@ -153,6 +170,7 @@ impl ControlPlaneConfig {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
         });
+        let audit = audit_settings(raw.audit, &resolve).map_err(bad)?;
         Ok(ControlPlaneConfig {
             listen,
             data_dir,
@@ -160,8 +178,33 @@ impl ControlPlaneConfig {
             tokens: raw.tokens,
             limits: Limits { max_bytes },
             tls,
+            audit,
         })
     }
+}
+
+fn audit_settings(
+    raw: Option<RawAudit>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<crate::AuditSettings, String> {
+    let mut settings = crate::AuditSettings::default();
+    let Some(raw) = raw else {
+        return Ok(settings);
+    };
+    if let Some(every) = raw.checkpoint_every {
+        if every == 0 {
+            return Err("audit.checkpoint_every must be positive; omit it for 1000".to_owned());
+        }
+        settings.checkpoint_every = every;
+    }
+    if let Some(seconds) = raw.checkpoint_interval_s {
+        if seconds == 0 {
+            return Err("audit.checkpoint_interval_s must be positive; omit it for 60".to_owned());
+        }
+        settings.checkpoint_interval = std::time::Duration::from_secs(seconds);
+    }
+    settings.signing_key = raw.signing_key.as_deref().map(resolve);
+    Ok(settings)
 }
 
 fn validate_tokens(tokens: &[TokenEntry]) -> Result<(), String> {

@@ -14,6 +14,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod audit;
 pub mod auth;
 mod bundles;
 mod config;
@@ -23,6 +24,7 @@ mod server;
 pub mod store;
 
 pub use airlock_proto::v1 as api;
+pub use audit::{Audit, AuditSettings};
 pub use auth::{token_sha256, Role, TokenEntry};
 pub use bundles::{Bundles, WatchStream};
 pub use config::{ControlPlaneConfig, TlsFiles, DEFAULT_LISTEN};

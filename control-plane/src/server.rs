@@ -1,8 +1,10 @@
 //! Builds and serves the control plane: the Airlock services, `grpc.health.v1`,
 //! server reflection (for `grpcurl`), optional TLS, graceful shutdown.
 
+use crate::api::audit_service_server::AuditServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
@@ -26,6 +28,8 @@ pub struct ControlPlane {
     tls: Option<ServerTlsConfig>,
     bundles: Bundles,
     nodes: Nodes,
+    audit: Audit,
+    checkpoint_interval: std::time::Duration,
     stop: watch::Sender<bool>,
     max_message: usize,
 }
@@ -50,8 +54,17 @@ impl ControlPlane {
         let verifier = BundleVerifier::new(config.trusted_keys.iter().cloned())
             .map_err(|e| config_error(e.to_string()))?
             .with_limits(config.limits);
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        let sled = SledStore::open(&config.data_dir)?;
+        let audit_log = Arc::new(sled.audit_log()?);
+        let store: Arc<dyn Store> = Arc::new(sled);
         let auth = Arc::new(Authenticator::new(&config.tokens));
+        let key_path = config
+            .audit
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("audit-signing.key"));
+        let audit_key = crate::audit::checkpoint::load_or_generate(&key_path)?;
+        let audit = Audit::new(audit_log, audit_key, auth.clone(), &config.audit)?;
         let (stop, stopping) = watch::channel(false);
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping)?;
         let nodes = Nodes::new(store, auth);
@@ -76,6 +89,8 @@ impl ControlPlane {
             tls,
             bundles,
             nodes,
+            audit,
+            checkpoint_interval: config.audit.checkpoint_interval,
             stop,
             max_message,
         })
@@ -84,6 +99,11 @@ impl ControlPlane {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The audit service, for appending in process (benches).
+    pub fn audit(&self) -> Audit {
+        self.audit.clone()
     }
 
     /// A receiver of every bundle activation, in process (for benches and `airlock dev`).
@@ -121,6 +141,9 @@ impl ControlPlane {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
+        reporter.set_serving::<AuditServiceServer<Audit>>().await;
+        self.audit
+            .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,6 +175,7 @@ impl ControlPlane {
             .add_service(reflection)
             .add_service(bundles)
             .add_service(NodeServiceServer::new(self.nodes))
+            .add_service(AuditServiceServer::new(self.audit))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(|e| ControlPlaneError::Serve(e.to_string()))

@@ -4,8 +4,10 @@
 //! Every write is durable (flushed) when the method returns: an RPC acknowledges
 //! only what survives a crash.
 
+mod audit;
 mod sled;
 
+pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
 

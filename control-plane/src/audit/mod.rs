@@ -1,0 +1,320 @@
+//! `AuditService`: proxies append batches of masked events over a stream and get an
+//! acknowledgement per batch once it is durable; auditors query, follow and verify
+//! the hash-chained log. Checkpoints are signed every `checkpoint_every` records and
+//! every `checkpoint_interval_s` seconds when the log grew.
+
+pub mod checkpoint;
+pub mod verify;
+
+use crate::api;
+use crate::auth::{Authenticator, Rpc};
+use crate::bundles::{blocking, now_ms};
+use crate::store::{Appended, AuditLog};
+use crate::ControlPlaneError;
+use ed25519_dalek::SigningKey;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Most events accepted in one batch.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest event id accepted.
+const MAX_EVENT_ID: usize = 64;
+/// Records read from the store per step of a query.
+const QUERY_PAGE: usize = 512;
+
+/// How checkpoints are made (`[audit]` in the control plane's config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Sign a checkpoint every this many records.
+    pub checkpoint_every: u64,
+    /// And at least this often when the log grew.
+    pub checkpoint_interval: Duration,
+    /// The ed25519 seed file (generated when absent).
+    pub signing_key: Option<std::path::PathBuf>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            signing_key: None,
+        }
+    }
+}
+
+/// The `AuditService` implementation (a cheap handle).
+#[derive(Clone)]
+pub struct Audit {
+    log: Arc<AuditLog>,
+    key: Arc<SigningKey>,
+    auth: Arc<Authenticator>,
+    every: u64,
+    appended: watch::Sender<u64>,
+}
+
+impl Audit {
+    /// The service over `log`, signing checkpoints with `key`.
+    pub fn new(
+        log: Arc<AuditLog>,
+        key: SigningKey,
+        auth: Arc<Authenticator>,
+        settings: &AuditSettings,
+    ) -> Result<Audit, ControlPlaneError> {
+        let (last, _) = log.head()?;
+        Ok(Audit {
+            log,
+            key: Arc::new(key),
+            auth,
+            every: settings.checkpoint_every.max(1),
+            appended: watch::channel(last).0,
+        })
+    }
+
+    /// Signs a checkpoint every `interval` while the log grows, until `stop`.
+    pub fn spawn_checkpointer(&self, interval: Duration, mut stop: watch::Receiver<bool>) {
+        let audit = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                let worker = audit.clone();
+                if let Err(err) = blocking(move || worker.checkpoint_if_grown()).await {
+                    tracing::error!(error = %err, "could not sign an audit checkpoint");
+                }
+            }
+        });
+    }
+
+    /// Signs a checkpoint of the current head if it moved since the last one.
+    fn checkpoint_if_grown(&self) -> Result<(), ControlPlaneError> {
+        let (seq, hash) = self.log.head()?;
+        let last = self.log.last_checkpoint()?.map_or(0, |c| c.seq);
+        if seq > last {
+            let mut cp = api::AuditCheckpoint {
+                seq,
+                hash,
+                unix_ms: now_ms(),
+                first_pruned_seq: 0,
+                signature: Vec::new(),
+            };
+            checkpoint::sign(&self.key, &mut cp);
+            self.log.put_checkpoint(&cp)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one batch durably (in process: benches and tests use it too).
+    pub async fn append(
+        &self,
+        events: Vec<api::AuditEvent>,
+    ) -> Result<Appended, ControlPlaneError> {
+        validate(&events)?;
+        let log = self.log.clone();
+        let before = self.log.head()?.0;
+        let appended = blocking(move || Ok(log.append(events, now_ms())?)).await?;
+        if appended.last_seq / self.every > before / self.every {
+            let worker = self.clone();
+            blocking(move || worker.checkpoint_if_grown()).await?;
+        }
+        self.appended.send_replace(appended.last_seq);
+        Ok(appended)
+    }
+
+    /// The public key checkpoints verify with.
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.key.verifying_key()
+    }
+}
+
+fn validate(events: &[api::AuditEvent]) -> Result<(), ControlPlaneError> {
+    if events.len() > MAX_BATCH {
+        return Err(ControlPlaneError::InvalidArgument(format!(
+            "a batch of {} events is over the limit of {MAX_BATCH}; send smaller batches",
+            events.len()
+        )));
+    }
+    for event in events {
+        let id = &event.event_id;
+        if id.is_empty() || id.len() > MAX_EVENT_ID {
+            return Err(ControlPlaneError::InvalidArgument(format!(
+                "event_id {id:?} is not valid: it must be 1 to {MAX_EVENT_ID} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a record matches a query's filters.
+fn matches(q: &api::AuditServiceQueryRequest, record: &api::AuditRecord) -> bool {
+    let Some(e) = &record.event else { return false };
+    let eq = |want: &str, have: &str| want.is_empty() || want == have;
+    (q.since_unix_ms == 0 || e.unix_ms >= q.since_unix_ms)
+        && (q.until_unix_ms == 0 || e.unix_ms < q.until_unix_ms)
+        && eq(&q.identity, &e.identity)
+        && eq(&q.server, &e.server)
+        && eq(&q.tool, &e.tool)
+        && eq(&q.verdict, &e.verdict)
+        && eq(&q.session_id, &e.session_id)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl api::audit_service_server::AuditService for Audit {
+    type AppendStream = BoxStream<api::AuditServiceAppendResponse>;
+    type QueryStream = BoxStream<api::AuditServiceQueryResponse>;
+
+    async fn append(
+        &self,
+        request: Request<Streaming<api::AuditServiceAppendRequest>>,
+    ) -> Result<Response<Self::AppendStream>, Status> {
+        self.auth.authorize(request.metadata(), Rpc::AuditAppend)?;
+        let mut incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel(64);
+        let audit = self.clone();
+        tokio::spawn(async move {
+            while let Some(next) = incoming.next().await {
+                let reply = match next {
+                    Ok(batch) => audit
+                        .append(batch.events)
+                        .await
+                        .map(|a| api::AuditServiceAppendResponse {
+                            batch: batch.batch,
+                            stored: a.stored,
+                            duplicates: a.duplicates,
+                            last_seq: a.last_seq,
+                        })
+                        .map_err(Status::from),
+                    Err(status) => Err(status),
+                };
+                let failed = reply.is_err();
+                if tx.send(reply).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn query(
+        &self,
+        request: Request<api::AuditServiceQueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        self.auth.authorize(request.metadata(), Rpc::AuditQuery)?;
+        let query = request.into_inner();
+        let (tx, rx) = mpsc::channel(256);
+        let audit = self.clone();
+        tokio::spawn(async move {
+            if let Err(status) = audit.serve_query(query, &tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<api::AuditServiceVerifyRequest>,
+    ) -> Result<Response<api::AuditServiceVerifyResponse>, Status> {
+        self.auth.authorize(request.metadata(), Rpc::AuditVerify)?;
+        let log = self.log.clone();
+        let key = self.public_key();
+        let report = blocking(move || Ok(verify::verify(&log, &key)?)).await?;
+        let (first_broken_seq, problem) = report.broken.clone().unwrap_or_default();
+        Ok(Response::new(api::AuditServiceVerifyResponse {
+            ok: report.broken.is_none(),
+            records: report.records,
+            checkpoints: report.checkpoints,
+            first_broken_seq,
+            problem,
+            public_key_hex: hex::encode(key.as_bytes()),
+        }))
+    }
+}
+
+type QueryTx = mpsc::Sender<Result<api::AuditServiceQueryResponse, Status>>;
+
+impl Audit {
+    /// Streams matching records; `last` keeps only the final N of the stored ones;
+    /// `follow` then waits for appends until the client goes away.
+    async fn serve_query(
+        &self,
+        query: api::AuditServiceQueryRequest,
+        tx: &QueryTx,
+    ) -> Result<(), Status> {
+        let mut appended = self.appended.subscribe();
+        let mut after = query.after_seq;
+        let mut tail = std::collections::VecDeque::new();
+        loop {
+            let log = self.log.clone();
+            let page = blocking(move || Ok(log.records_after(after, QUERY_PAGE)?)).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for record in page.into_iter().filter(|r| matches(&query, r)) {
+                tail.push_back(record);
+                if query.last > 0 && tail.len() > query.last as usize {
+                    tail.pop_front();
+                } else if query.last == 0 {
+                    let Some(record) = tail.pop_front() else {
+                        continue;
+                    };
+                    if tx
+                        .send(Ok(api::AuditServiceQueryResponse {
+                            record: Some(record),
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        for record in tail {
+            if tx
+                .send(Ok(api::AuditServiceQueryResponse {
+                    record: Some(record),
+                }))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        if !query.follow {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                changed = appended.changed() => if changed.is_err() { return Ok(()) },
+                _ = tx.closed() => return Ok(()),
+            }
+            loop {
+                let log = self.log.clone();
+                let page = blocking(move || Ok(log.records_after(after, QUERY_PAGE)?)).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for record in page.into_iter().filter(|r| matches(&query, r)) {
+                    if tx
+                        .send(Ok(api::AuditServiceQueryResponse {
+                            record: Some(record),
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The audit log on sled: tree `audit` (big-endian u64 sequence number → protobuf
+//! `AuditRecord`), `audit_by_event_id` (event id → sequence number, for
+//! deduplication) and `checkpoints` (big-endian sequence number → protobuf
+//! `AuditCheckpoint`). Shares the control plane's sled database.
+//!
+//! Appends are serialized by one lock (the chain has one head) but flushed outside
+//! it, so concurrent streams share flushes (group commit); a batch is acknowledged
+//! only after its own flush returned.
+
+use super::StoreError;
+use crate::api::{AuditCheckpoint, AuditEvent, AuditRecord};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional as _;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// The hash the first record chains to.
+pub const GENESIS_HASH: [u8; 32] = [0; 32];
+
+/// SHA-256 of a record's protobuf encoding with its `hash` field empty: the
+/// canonical encoding (prost writes fields in number order, no maps are used, so the
+/// encoding of a given record is unique).
+pub fn record_hash(record: &AuditRecord) -> Vec<u8> {
+    let mut unhashed = record.clone();
+    unhashed.hash.clear();
+    Sha256::digest(unhashed.encode_to_vec()).to_vec()
+}
+
+/// What one appended batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Appended {
+    /// Events newly stored.
+    pub stored: u32,
+    /// Events already stored (or repeated within the batch).
+    pub duplicates: u32,
+    /// The log's last sequence number afterwards.
+    pub last_seq: u64,
+}
+
+struct Head {
+    seq: u64,
+    hash: Vec<u8>,
+}
+
+/// The append-only audit log.
+pub struct AuditLog {
+    db: sled::Db,
+    records: sled::Tree,
+    by_event: sled::Tree,
+    checkpoints: sled::Tree,
+    head: Mutex<Head>,
+    path: String,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Opens the audit trees of `db` and finds the chain's head.
+    pub fn open(db: &sled::Db, path: &str) -> Result<AuditLog, StoreError> {
+        let err = |e: sled::Error| StoreError::Database {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let records = db.open_tree("audit").map_err(err)?;
+        let head = match records.last().map_err(err)? {
+            None => Head {
+                seq: 0,
+                hash: GENESIS_HASH.to_vec(),
+            },
+            Some((key, value)) => {
+                let record = decode_record(&key, &value)?;
+                Head {
+                    seq: record.seq,
+                    hash: record.hash,
+                }
+            }
+        };
+        Ok(AuditLog {
+            by_event: db.open_tree("audit_by_event_id").map_err(err)?,
+            checkpoints: db.open_tree("checkpoints").map_err(err)?,
+            records,
+            db: db.clone(),
+            head: Mutex::new(head),
+            path: path.to_owned(),
+        })
+    }
+
+    fn db_err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Database {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Appends the events not stored yet, chains them, and returns once durable.
+    pub fn append(&self, events: Vec<AuditEvent>, now_ms: u64) -> Result<Appended, StoreError> {
+        let outcome = self.append_unflushed(events, now_ms)?;
+        self.db.flush().map_err(|e| self.db_err(e))?;
+        Ok(outcome)
+    }
+
+    fn append_unflushed(
+        &self,
+        events: Vec<AuditEvent>,
+        now_ms: u64,
+    ) -> Result<Appended, StoreError> {
+        let mut head = self
+            .head
+            .lock()
+            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(events.len());
+        let mut duplicates = 0;
+        for event in events {
+            let known = self
+                .by_event
+                .contains_key(event.event_id.as_bytes())
+                .map_err(|e| self.db_err(e))?;
+            if known || !seen.insert(event.event_id.clone()) {
+                duplicates += 1;
+            } else {
+                fresh.push(event);
+            }
+        }
+        let mut seq = head.seq;
+        let mut prev = head.hash.clone();
+        let mut rows = Vec::with_capacity(fresh.len());
+        for event in fresh {
+            seq += 1;
+            let mut record = AuditRecord {
+                seq,
+                stored_unix_ms: now_ms,
+                event: Some(event),
+                prev_hash: prev,
+                hash: Vec::new(),
+            };
+            record.hash = record_hash(&record);
+            prev = record.hash.clone();
+            rows.push(record);
+        }
+        self.commit(&rows)?;
+        let stored = rows.len() as u32;
+        head.seq = seq;
+        head.hash = prev;
+        Ok(Appended {
+            stored,
+            duplicates,
+            last_seq: seq,
+        })
+    }
+
+    /// Writes records and their event-id index in one transaction, so a crash never
+    /// leaves a record without its index (which would let a resend store it twice).
+    fn commit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<(u64, Vec<u8>, Vec<u8>)> = rows
+            .iter()
+            .map(|r| {
+                let id = r
+                    .event
+                    .as_ref()
+                    .map(|e| e.event_id.clone())
+                    .unwrap_or_default();
+                (r.seq, id.into_bytes(), r.encode_to_vec())
+            })
+            .collect();
+        let outcome = (&self.records, &self.by_event).transaction(|(records, by_event)| {
+            for (seq, id, value) in &encoded {
+                records.insert(&seq.to_be_bytes(), value.as_slice())?;
+                by_event.insert(id.as_slice(), &seq.to_be_bytes())?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match outcome {
+            Ok(()) | Err(TransactionError::Abort(())) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(self.db_err(e)),
+        }
+    }
+
+    /// The chain's head: last sequence number and its hash.
+    pub fn head(&self) -> Result<(u64, Vec<u8>), StoreError> {
+        let head = self
+            .head
+            .lock()
+            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        Ok((head.seq, head.hash.clone()))
+    }
+
+    /// Records after `after_seq`, in order, at most `limit`.
+    pub fn records_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let start = after_seq.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for item in self.records.range(start..).take(limit) {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            out.push(decode_record(&key, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored row as raw bytes, in key order (for verification, which must see
+    /// what is on disk, including rows that no longer decode).
+    pub fn raw_records(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
+        self.records.iter().map(|item| {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            Ok((key_seq(&key), value.to_vec()))
+        })
+    }
+
+    /// Stores a checkpoint durably.
+    pub fn put_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<(), StoreError> {
+        self.checkpoints
+            .insert(checkpoint.seq.to_be_bytes(), checkpoint.encode_to_vec())
+            .map_err(|e| self.db_err(e))?;
+        self.db.flush().map(drop).map_err(|e| self.db_err(e))
+    }
+
+    /// Every checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.checkpoints.iter() {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            out.push(
+                AuditCheckpoint::decode(value.as_ref()).map_err(|e| StoreError::Corrupt {
+                    key: format!("checkpoints/{}", key_seq(&key)),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The last checkpoint, if any.
+    pub fn last_checkpoint(&self) -> Result<Option<AuditCheckpoint>, StoreError> {
+        let Some((key, value)) = self.checkpoints.last().map_err(|e| self.db_err(e))? else {
+            return Ok(None);
+        };
+        AuditCheckpoint::decode(value.as_ref())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: format!("checkpoints/{}", key_seq(&key)),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The sequence number of a key (0 for a malformed key).
+pub fn key_seq(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
+    AuditRecord::decode(value).map_err(|e| StoreError::Corrupt {
+        key: format!("audit/{}", key_seq(key)),
+        message: e.to_string(),
+    })
+}
