@@ -2,6 +2,9 @@
 //! values the request path uses, so a typo fails at start-up (file, key, hint) and
 //! never mid-request.
 
+mod audit;
+
+pub use self::audit::{AuditConfig, ControlPlaneSettings, OnFull};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -65,6 +68,9 @@ struct RawConfig {
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
+    #[serde(default)]
+    audit: audit::RawAudit,
+    control_plane: Option<audit::RawControlPlane>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +181,10 @@ pub struct ProxyConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
+    /// Where audit events go (`[audit]`).
+    pub audit: AuditConfig,
+    /// The control plane this node reports to (`[control_plane]`), if any.
+    pub control_plane: Option<ControlPlaneSettings>,
 }
 
 /// One static API key (`[[api_keys]]`), stored as the SHA-256 of the key.
@@ -276,6 +286,8 @@ impl Validator<'_> {
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
+            audit: self.audit(raw.audit)?,
+            control_plane: self.control_plane(raw.control_plane)?,
         })
     }
 

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) allowed_origins: Vec<String>,
     /// Permits for MCP requests in progress (load shedding).
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// The record stage: audit events, their backlog and sink.
+    pub(crate) recorder: crate::record::Recorder,
 }
 
 /// One request's context, carried through the stages.

@@ -2,8 +2,9 @@
 //! message with the Rego policy before it moves, in either direction.
 //!
 //! One module per stage of the request path (see `mcp` for the order): `accept`,
-//! `authenticate`, `decode`, `decide`, `forward`, `respond` (with `sse`), plus
-//! `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
+//! `authenticate`, `decode`, `decide`, `forward`, `respond` (with `sse`), `record`
+//! (the audit trail, with `mask`), plus `config`, `control`, `session`, `protocol`,
+//! `upstream` and `error`. The proxy keeps no state
 //! a restart would lose: sessions are sealed ids any node with the same secret can
 //! verify (see `session`).
 
@@ -17,6 +18,7 @@
 mod accept;
 mod authenticate;
 pub mod config;
+pub mod control;
 mod ctx;
 mod decide;
 pub mod decode;
@@ -25,6 +27,7 @@ mod forward;
 pub mod mask;
 mod mcp;
 mod protocol;
+pub mod record;
 mod respond;
 mod session;
 mod sse;
@@ -95,6 +98,10 @@ impl Proxy {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
+        let link = match &config.control_plane {
+            Some(settings) => Some(control::ControlPlaneLink::new(settings)?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             upstreams: config
                 .upstreams
@@ -113,6 +120,7 @@ impl Proxy {
             max_response_bytes: config.max_body_bytes.saturating_mul(4),
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            recorder: record::Recorder::start(&config.audit, link)?,
         });
         Ok(Proxy {
             listener,
@@ -141,7 +149,10 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
         let _watcher = self._watcher;
+        let shared = Arc::clone(&self.shared);
         accept::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await;
+        // Events of the last requests may still be on their way to the sink.
+        shared.recorder.drain(self.shutdown_grace).await;
         Ok(())
     }
 }
