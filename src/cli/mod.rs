@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes its clap arguments and a `run`.
 
+pub mod audit;
 pub mod bundle;
 pub mod client;
 pub mod control_plane;
@@ -8,6 +9,7 @@ pub mod dev;
 pub mod nodes;
 pub mod policy;
 pub mod proxy;
+pub mod sessions;
 
 use std::future::Future;
 use std::process::ExitCode;
