@@ -1,0 +1,189 @@
+//! What the audit end-to-end tests share: a real `airlock control-plane` process
+//! (restartable on the same port and data directory, killable with SIGKILL), a proxy
+//! configured to ship its audit events there, and the `airlock audit ...` CLI.
+#![allow(dead_code)]
+
+use crate::sdk_common::{repo_root, Process};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+pub const NODE_TOKEN: &str = "audit-test-node-token";
+pub const AUDITOR_TOKEN: &str = "audit-test-auditor-token";
+pub const AGENT_KEY: &str = "audit-test-agent-key-0123456789";
+
+fn sha(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A control plane's files: config, data directory, trusted bundle key.
+pub struct PlaneFiles {
+    pub dir: TempDir,
+}
+
+impl PlaneFiles {
+    pub fn new() -> PlaneFiles {
+        let dir = tempfile::tempdir().expect("temp dir");
+        airlock_bundle::write_keypair(&dir.path().join("release")).expect("bundle key");
+        PlaneFiles { dir }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Writes the config for `listen` and returns its path.
+    fn config(&self, listen: &str, data_dir: &Path) -> PathBuf {
+        let text = format!(
+            "listen = \"{listen}\"\ndata_dir = \"{}\"\ntrusted_keys = [\"release.pub\"]\n\
+             [audit]\ncheckpoint_every = 10\ncheckpoint_interval_s = 1\n\
+             signing_key = \"audit-signing.key\"\n\
+             [[tokens]]\nsubject = \"proxy-1\"\nsha256 = \"{}\"\nroles = [\"node\"]\n\
+             [[tokens]]\nsubject = \"auditor\"\nsha256 = \"{}\"\nroles = [\"auditor\"]\n",
+            data_dir.display(),
+            sha(NODE_TOKEN),
+            sha(AUDITOR_TOKEN),
+        );
+        let path = self.dir.path().join("control-plane.toml");
+        std::fs::write(&path, text).expect("write control-plane config");
+        path
+    }
+
+    /// Starts `airlock control-plane` on `listen` (e.g. `127.0.0.1:0`) over `data_dir`.
+    pub fn start(&self, listen: &str, data_dir: &Path) -> Plane {
+        let config = self.config(listen, data_dir);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .args(["control-plane", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn");
+        let (process, rest) = Process::start(
+            "airlock control-plane",
+            command,
+            "airlock control plane listening on ",
+        );
+        let url = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Plane { process, url }
+    }
+}
+
+/// A running control plane; SIGKILLed on drop.
+pub struct Plane {
+    pub process: Process,
+    pub url: String,
+}
+
+impl Plane {
+    pub fn listen(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    /// `airlock audit ARGS` against this control plane as the auditor: exit code
+    /// and stdout.
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        cli(&self.url, args)
+    }
+
+    /// Every record, in order, as `airlock audit export` prints them.
+    pub fn export(&self) -> Vec<Value> {
+        let (code, out) = self.cli(&["audit", "export", "--format", "jsonl"]);
+        assert_eq!(code, 0, "audit export failed: {out}");
+        out.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+}
+
+/// `airlock ARGS` with the auditor token against `url`: exit code and stdout+stderr.
+pub fn cli(url: &str, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .env("AIRLOCK_CONTROL_PLANE", url)
+        .env("AIRLOCK_TOKEN", AUDITOR_TOKEN)
+        .current_dir(repo_root())
+        .output()
+        .expect("run the airlock CLI");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// A proxy in front of `upstream` shipping audit events to `control_plane_url`.
+pub struct AuditedProxy {
+    pub process: Process,
+    pub base: String,
+    _dir: TempDir,
+}
+
+impl AuditedProxy {
+    /// `audit` is the body of the `[audit]` table.
+    pub fn start(upstream: &str, control_plane_url: &str, audit: &str) -> AuditedProxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).expect("mkdir");
+        for entry in std::fs::read_dir(repo_root().join("policies")).expect("policies/") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), policies.join(entry.file_name())).expect("copy");
+        }
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nsession_secret = \"audit-test-session-secret-0123456789\"\n\
+             [policy]\ndir = \"policies\"\n\
+             [[api_keys]]\nsubject = \"demo-agent\"\nsha256 = \"{}\"\ngroups = [\"agents\"]\n\
+             [[upstreams]]\nname = \"demo\"\nurl = \"{upstream}\"\nlabels = {{ env = \"prod\" }}\n\
+             [control_plane]\nurl = \"{control_plane_url}\"\ntoken = \"{NODE_TOKEN}\"\nnode_id = \"proxy-1\"\n\
+             [audit]\n{audit}\n",
+            sha(AGENT_KEY)
+        );
+        let path = dir.path().join("airlock.toml");
+        std::fs::write(&path, config).expect("write proxy config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .args(["proxy", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn");
+        let (process, base) =
+            Process::start("airlock proxy", command, "airlock proxy listening on");
+        AuditedProxy {
+            process,
+            base: base.trim_end_matches('/').to_owned(),
+            _dir: dir,
+        }
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp/demo", self.base)
+    }
+}
+
+/// `airlock demo-server` on 127.0.0.1 (no token required).
+pub fn demo() -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command.args(["demo-server", "--listen", "127.0.0.1:0"]);
+    Process::start(
+        "airlock demo-server",
+        command,
+        "airlock demo-server listening on",
+    )
+}
+
+/// Polls `check` every 100 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
