@@ -70,6 +70,9 @@ fn tamper(data: &Path, edit: impl FnOnce(&sled::Tree)) {
     db.flush().expect("flush");
 }
 
+/// One way of tampering with the `audit` tree.
+type Edit = dyn Fn(&sled::Tree);
+
 fn key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
@@ -102,7 +105,7 @@ async fn verify_names_the_first_tampered_sequence_number() {
         tree.insert(key(20), b).expect("insert");
         tree.insert(key(21), a).expect("insert");
     };
-    let cases: [(&str, Box<dyn Fn(&sled::Tree)>, &str); 3] = [
+    let cases: [(&str, Box<Edit>, &str); 3] = [
         ("flip", Box::new(flip), "sequence number 7"),
         ("delete", Box::new(delete), "sequence number 12"),
         ("swap", Box::new(swap), "sequence number 20"),

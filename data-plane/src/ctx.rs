@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     /// The record stage: audit events, their backlog and sink.
     pub(crate) recorder: crate::record::Recorder,
+    /// Prometheus counters (`/metrics`).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// One request's context, carried through the stages.

@@ -26,6 +26,7 @@ pub mod error;
 mod forward;
 pub mod mask;
 mod mcp;
+mod metrics;
 mod protocol;
 pub mod record;
 mod respond;
@@ -121,6 +122,7 @@ impl Proxy {
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
             recorder: record::Recorder::start(&config.audit, link)?,
+            metrics: metrics::Metrics::default(),
         });
         Ok(Proxy {
             listener,

@@ -155,9 +155,12 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     record_message(&ctx, &payload);
     // A call that could not be recorded must not happen (promise 3): refuse before
     // deciding, so nothing is counted against the session either.
-    ctx.shared.recorder.admit().map_err(|error| Failure {
-        error,
-        id: single_id,
+    ctx.shared.recorder.admit().map_err(|error| {
+        ctx.shared.metrics.refused_by_audit();
+        Failure {
+            error,
+            id: single_id,
+        }
     })?;
 
     let mut refusals = Vec::with_capacity(payload.messages().len());
@@ -165,6 +168,9 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     let mut verdict = Verdict::Allow;
     for message in payload.messages() {
         let evaluation = decide(&ctx, message, Direction::ClientToServer);
+        ctx.shared
+            .metrics
+            .decided(Direction::ClientToServer, &evaluation);
         if verdict == Verdict::Allow {
             verdict = evaluation.decision.verdict;
         }

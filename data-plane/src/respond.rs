@@ -340,6 +340,9 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) ->
 /// refused.
 fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message, session: &str) -> Option<Value> {
     let evaluation = decide(ctx, &message, Direction::ServerToClient);
+    ctx.shared
+        .metrics
+        .decided(Direction::ServerToClient, &evaluation);
     let event = AuditEvent::of(ctx, Direction::ServerToClient, &message, session);
     ctx.shared
         .recorder

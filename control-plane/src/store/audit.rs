@@ -270,3 +270,42 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> AuditEvent {
+        AuditEvent {
+            event_id: id.to_owned(),
+            payload_json: format!("{{\"id\":\"{id}\"}}"),
+            ..AuditEvent::default()
+        }
+    }
+
+    #[test]
+    fn resent_events_are_stored_once_and_the_chain_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let log = AuditLog::open(&db, &path).unwrap();
+            let first = log.append(vec![event("a"), event("b"), event("a")], 1).unwrap();
+            assert_eq!((first.stored, first.duplicates, first.last_seq), (2, 1, 2));
+            let again = log.append(vec![event("b"), event("c")], 2).unwrap();
+            assert_eq!((again.stored, again.duplicates, again.last_seq), (1, 1, 3));
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let log = AuditLog::open(&db, &path).unwrap();
+        assert_eq!(log.head().unwrap().0, 3);
+        let records = log.records_after(0, 10).unwrap();
+        assert_eq!(records[0].prev_hash, GENESIS_HASH.to_vec());
+        for pair in records.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].hash);
+            assert_eq!(record_hash(&pair[1]), pair[1].hash);
+        }
+        let next = log.append(vec![event("d")], 3).unwrap();
+        assert_eq!(next.last_seq, 4);
+        assert_eq!(log.records_after(3, 10).unwrap()[0].prev_hash, records[2].hash);
+    }
+}

@@ -39,15 +39,12 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
 fn run_end(bytes: &[u8], start: usize) -> usize {
     let mut j = start;
     while j < bytes.len() {
-        if bytes[j].is_ascii_digit() {
-            j += 1;
-        } else if (bytes[j] == b' ' || bytes[j] == b'-')
-            && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
-        {
-            j += 1;
-        } else {
+        let separator = (bytes[j] == b' ' || bytes[j] == b'-')
+            && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
+        if !bytes[j].is_ascii_digit() && !separator {
             break;
         }
+        j += 1;
     }
     j
 }
@@ -103,7 +100,7 @@ pub(super) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn prefix(digits: &[u8], n: usize) -> u32 {
