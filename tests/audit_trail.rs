@@ -24,6 +24,19 @@ fn has_long_digit_run(text: &str) -> bool {
     false
 }
 
+/// `GET /metrics` of a proxy at `base` (`http://127.0.0.1:PORT`).
+fn scrape(base: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut socket =
+        std::net::TcpStream::connect(base.trim_start_matches("http://")).expect("connect");
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    socket.read_to_string(&mut text).expect("read");
+    text
+}
+
 /// (direction, method or "response", tool, verdict) of each record.
 fn shape(records: &[Value]) -> Vec<(String, String, String, String)> {
     records
@@ -224,6 +237,15 @@ async fn a_full_buffer_with_the_control_plane_down_refuses_calls() {
                 .as_str()
                 .unwrap_or_default();
             assert!(message.contains("could not be recorded"), "{message}");
+            let metrics = scrape(&proxy.base);
+            assert!(
+                metrics.contains("airlock_audit_backlog_events 5\n"),
+                "{metrics}"
+            );
+            assert!(
+                metrics.contains("airlock_audit_refused_calls_total 1\n"),
+                "{metrics}"
+            );
         } else {
             assert!(reply.last()["result"].is_object(), "{reply:?}");
         }

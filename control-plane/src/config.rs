@@ -6,6 +6,7 @@
 //! data_dir = "airlock-data"          # default: ./airlock-data in the working directory
 //! trusted_keys = ["keys/release.pub"] # written by `airlock bundle keygen`
 //! max_bundle_bytes = 16777216        # uncompressed, default 16 MiB
+//! metrics_listen = "127.0.0.1:9464"  # optional: Prometheus GET /metrics (plain HTTP)
 //!
 //! [tls]                              # optional; plain HTTP/2 without it
 //! cert = "tls/server.crt"            # PEM
@@ -50,6 +51,8 @@ pub struct ControlPlaneConfig {
     pub tls: Option<TlsFiles>,
     /// The audit log's checkpoints and signing key (`[audit]`).
     pub audit: crate::AuditSettings,
+    /// Where to serve Prometheus `GET /metrics` (plain HTTP), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A PEM certificate chain and private key.
@@ -73,6 +76,7 @@ struct RawConfig {
     #[serde(default)]
     tokens: Vec<TokenEntry>,
     audit: Option<RawAudit>,
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +110,7 @@ impl ControlPlaneConfig {
             limits: Limits::default(),
             tls: None,
             audit: crate::AuditSettings::default(),
+            metrics_listen: None,
         }
     }
 
@@ -171,6 +176,12 @@ impl ControlPlaneConfig {
             key: resolve(&t.key),
         });
         let audit = audit_settings(raw.audit, &resolve).map_err(bad)?;
+        let metrics_listen = match raw.metrics_listen.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                bad(format!("metrics_listen = {text:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9464\""))
+            })?),
+        };
         Ok(ControlPlaneConfig {
             listen,
             data_dir,
@@ -179,6 +190,7 @@ impl ControlPlaneConfig {
             limits: Limits { max_bytes },
             tls,
             audit,
+            metrics_listen,
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod auth;
 mod bundles;
 mod config;
 mod error;
+pub mod metrics;
 pub mod nodes;
 mod server;
 pub mod store;

@@ -30,6 +30,7 @@ pub struct ControlPlane {
     nodes: Nodes,
     audit: Audit,
     checkpoint_interval: std::time::Duration,
+    metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
     stop: watch::Sender<bool>,
     max_message: usize,
 }
@@ -64,7 +65,23 @@ impl ControlPlane {
             .clone()
             .unwrap_or_else(|| config.data_dir.join("audit-signing.key"));
         let audit_key = crate::audit::checkpoint::load_or_generate(&key_path)?;
-        let audit = Audit::new(audit_log, audit_key, auth.clone(), &config.audit)?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let audit = Audit::new(
+            audit_log,
+            audit_key,
+            auth.clone(),
+            &config.audit,
+            metrics.clone(),
+        )?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some((
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ControlPlaneError::Bind { addr, source })?,
+                metrics,
+            )),
+            None => None,
+        };
         let (stop, stopping) = watch::channel(false);
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping)?;
         let nodes = Nodes::new(store, auth);
@@ -91,9 +108,15 @@ impl ControlPlane {
             nodes,
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
+            metrics: metrics_listener,
             stop,
             max_message,
         })
+    }
+
+    /// The bound address of the metrics port, if `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The bound address (useful with port 0).
@@ -144,6 +167,9 @@ impl ControlPlane {
         reporter.set_serving::<AuditServiceServer<Audit>>().await;
         self.audit
             .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
+        if let Some((listener, metrics)) = self.metrics {
+            crate::metrics::serve(listener, metrics, self.stop.subscribe());
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

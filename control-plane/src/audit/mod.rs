@@ -9,10 +9,12 @@ pub mod verify;
 use crate::api;
 use crate::auth::{Authenticator, Rpc};
 use crate::bundles::{blocking, now_ms};
+use crate::metrics::Metrics;
 use crate::store::{Appended, AuditLog};
 use crate::ControlPlaneError;
 use ed25519_dalek::SigningKey;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -56,6 +58,7 @@ pub struct Audit {
     auth: Arc<Authenticator>,
     every: u64,
     appended: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
 }
 
 impl Audit {
@@ -65,9 +68,12 @@ impl Audit {
         key: SigningKey,
         auth: Arc<Authenticator>,
         settings: &AuditSettings,
+        metrics: Arc<Metrics>,
     ) -> Result<Audit, ControlPlaneError> {
         let (last, _) = log.head()?;
+        metrics.audit_last_seq.store(last, Ordering::Relaxed);
         Ok(Audit {
+            metrics,
             log,
             key: Arc::new(key),
             auth,
@@ -126,6 +132,14 @@ impl Audit {
             blocking(move || worker.checkpoint_if_grown()).await?;
         }
         self.appended.send_replace(appended.last_seq);
+        let m = &self.metrics;
+        m.audit_stored
+            .fetch_add(u64::from(appended.stored), Ordering::Relaxed);
+        m.audit_duplicates
+            .fetch_add(u64::from(appended.duplicates), Ordering::Relaxed);
+        m.audit_batches.fetch_add(1, Ordering::Relaxed);
+        m.audit_last_seq
+            .fetch_max(appended.last_seq, Ordering::Relaxed);
         Ok(appended)
     }
 

@@ -290,7 +290,9 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let log = AuditLog::open(&db, &path).unwrap();
-            let first = log.append(vec![event("a"), event("b"), event("a")], 1).unwrap();
+            let first = log
+                .append(vec![event("a"), event("b"), event("a")], 1)
+                .unwrap();
             assert_eq!((first.stored, first.duplicates, first.last_seq), (2, 1, 2));
             let again = log.append(vec![event("b"), event("c")], 2).unwrap();
             assert_eq!((again.stored, again.duplicates, again.last_seq), (1, 1, 3));
@@ -306,6 +308,9 @@ mod tests {
         }
         let next = log.append(vec![event("d")], 3).unwrap();
         assert_eq!(next.last_seq, 4);
-        assert_eq!(log.records_after(3, 10).unwrap()[0].prev_hash, records[2].hash);
+        assert_eq!(
+            log.records_after(3, 10).unwrap()[0].prev_hash,
+            records[2].hash
+        );
     }
 }
