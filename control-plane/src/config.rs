@@ -16,6 +16,7 @@
 //! checkpoint_every = 1000            # sign a checkpoint every N records
 //! checkpoint_interval_s = 60         # and every T seconds when the log grew
 //! signing_key = "audit-signing.key"  # ed25519 seed, hex; default: in data_dir, generated
+//! retention_days = 365               # prune older records (signed record of the range); 0/absent: keep
 //!
 //! [[tokens]]
 //! subject = "ada"
@@ -85,6 +86,7 @@ struct RawAudit {
     checkpoint_every: Option<u64>,
     checkpoint_interval_s: Option<u64>,
     signing_key: Option<PathBuf>,
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +218,10 @@ fn audit_settings(
         settings.checkpoint_interval = std::time::Duration::from_secs(seconds);
     }
     settings.signing_key = raw.signing_key.as_deref().map(resolve);
+    settings.retention = match raw.retention_days {
+        None | Some(0) => None,
+        Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+    };
     Ok(settings)
 }
 

@@ -38,6 +38,9 @@ pub struct AuditSettings {
     pub checkpoint_interval: Duration,
     /// The ed25519 seed file (generated when absent).
     pub signing_key: Option<std::path::PathBuf>,
+    /// Records stored longer ago than this are pruned (behind a signed
+    /// checkpoint); `None` keeps everything.
+    pub retention: Option<Duration>,
 }
 
 impl Default for AuditSettings {
@@ -46,6 +49,7 @@ impl Default for AuditSettings {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
             signing_key: None,
+            retention: None,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct Audit {
     key: Arc<SigningKey>,
     auth: Arc<Authenticator>,
     every: u64,
+    retention: Option<Duration>,
     appended: watch::Sender<u64>,
     metrics: Arc<Metrics>,
 }
@@ -78,6 +83,7 @@ impl Audit {
             key: Arc::new(key),
             auth,
             every: settings.checkpoint_every.max(1),
+            retention: settings.retention,
             appended: watch::channel(last).0,
         })
     }
@@ -95,6 +101,10 @@ impl Audit {
                 let worker = audit.clone();
                 if let Err(err) = blocking(move || worker.checkpoint_if_grown()).await {
                     tracing::error!(error = %err, "could not sign an audit checkpoint");
+                }
+                let worker = audit.clone();
+                if let Err(err) = blocking(move || worker.prune()).await {
+                    tracing::error!(error = %err, "could not prune the audit log");
                 }
             }
         });
@@ -116,6 +126,23 @@ impl Audit {
             self.log.put_checkpoint(&cp)?;
         }
         Ok(())
+    }
+
+    /// Prunes the records older than the retention, leaving a signed checkpoint
+    /// of what was pruned (first and last sequence number, last hash).
+    pub fn prune(&self) -> Result<u64, ControlPlaneError> {
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        let pruned = self
+            .log
+            .prune_before(cutoff, now, |cp| checkpoint::sign(&self.key, cp))?;
+        if pruned > 0 {
+            tracing::info!(pruned, "pruned audit records past their retention");
+        }
+        Ok(pruned)
     }
 
     /// Appends one batch durably (in process: benches and tests use it too).

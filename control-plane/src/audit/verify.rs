@@ -140,3 +140,69 @@ impl Chain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AuditEvent;
+    use ed25519_dalek::SigningKey;
+
+    fn log_of(n: u64) -> (tempfile::TempDir, sled::Db, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = AuditLog::open(&db, "test").unwrap();
+        for i in 1..=n {
+            let event = AuditEvent {
+                event_id: format!("e{i}"),
+                ..AuditEvent::default()
+            };
+            log.append(vec![event], i).unwrap();
+        }
+        (dir, db, log)
+    }
+
+    #[test]
+    fn a_pruned_log_verifies_from_its_signed_checkpoint_and_a_forged_one_does_not() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let (_dir, db, log) = log_of(6);
+        assert_eq!(
+            log.prune_before(4, 100, |cp| checkpoint::sign(&key, cp))
+                .unwrap(),
+            3
+        );
+        let report = verify(&log, &key.verifying_key()).unwrap();
+        assert_eq!(report.broken, None, "{report:?}");
+        assert_eq!(report.records, 3);
+
+        // A checkpoint signed with another key is refused.
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let mut forged = log.last_checkpoint().unwrap().unwrap();
+        checkpoint::sign(&other, &mut forged);
+        log.put_checkpoint(&forged).unwrap();
+        let report = verify(&log, &key.verifying_key()).unwrap();
+        assert_eq!(report.broken.map(|b| b.0), Some(3));
+        drop(db);
+    }
+
+    #[test]
+    fn a_cut_tail_under_a_checkpoint_is_reported() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let (_dir, db, log) = log_of(5);
+        let (seq, hash) = log.head().unwrap();
+        let mut cp = AuditCheckpoint {
+            seq,
+            hash,
+            unix_ms: 1,
+            first_pruned_seq: 0,
+            signature: vec![],
+        };
+        checkpoint::sign(&key, &mut cp);
+        log.put_checkpoint(&cp).unwrap();
+        db.open_tree("audit")
+            .unwrap()
+            .remove(5u64.to_be_bytes())
+            .unwrap();
+        let report = verify(&log, &key.verifying_key()).unwrap();
+        assert_eq!(report.broken.map(|b| b.0), Some(5));
+    }
+}

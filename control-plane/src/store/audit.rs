@@ -70,10 +70,22 @@ impl AuditLog {
             message: e.to_string(),
         };
         let records = db.open_tree("audit").map_err(err)?;
+        let checkpoints = db.open_tree("checkpoints").map_err(err)?;
         let head = match records.last().map_err(err)? {
-            None => Head {
-                seq: 0,
-                hash: GENESIS_HASH.to_vec(),
+            // Empty: a new log, or one whose every record was pruned, whose head
+            // the last checkpoint keeps.
+            None => match checkpoints.last().map_err(err)? {
+                None => Head {
+                    seq: 0,
+                    hash: GENESIS_HASH.to_vec(),
+                },
+                Some((key, value)) => {
+                    let cp = decode_checkpoint(&key, &value)?;
+                    Head {
+                        seq: cp.seq,
+                        hash: cp.hash,
+                    }
+                }
             },
             Some((key, value)) => {
                 let record = decode_record(&key, &value)?;
@@ -85,7 +97,7 @@ impl AuditLog {
         };
         Ok(AuditLog {
             by_event: db.open_tree("audit_by_event_id").map_err(err)?,
-            checkpoints: db.open_tree("checkpoints").map_err(err)?,
+            checkpoints,
             records,
             db: db.clone(),
             head: Mutex::new(head),
@@ -233,14 +245,66 @@ impl AuditLog {
         let mut out = Vec::new();
         for item in self.checkpoints.iter() {
             let (key, value) = item.map_err(|e| self.db_err(e))?;
-            out.push(
-                AuditCheckpoint::decode(value.as_ref()).map_err(|e| StoreError::Corrupt {
-                    key: format!("checkpoints/{}", key_seq(&key)),
-                    message: e.to_string(),
-                })?,
-            );
+            out.push(decode_checkpoint(&key, &value)?);
         }
         Ok(out)
+    }
+
+    /// Removes the records stored before `cutoff_ms` (from the front of the log;
+    /// never the last record, which the chain continues from). First stores the
+    /// checkpoint `sign` completes: `{seq: last pruned, hash: its hash,
+    /// first_pruned_seq}`, so the verifier starts after it. Returns how many records
+    /// were removed.
+    pub fn prune_before(
+        &self,
+        cutoff_ms: u64,
+        now_ms: u64,
+        sign: impl FnOnce(&mut AuditCheckpoint),
+    ) -> Result<u64, StoreError> {
+        let _head = self
+            .head
+            .lock()
+            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        let mut old = Vec::new();
+        let mut last: Option<AuditRecord> = None;
+        let newest = self.records.last().map_err(|e| self.db_err(e))?;
+        for item in self.records.iter() {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            let record = decode_record(&key, &value)?;
+            let is_newest = newest.as_ref().is_some_and(|(k, _)| *k == key);
+            if record.stored_unix_ms >= cutoff_ms || is_newest {
+                break;
+            }
+            old.push((
+                record.seq,
+                record.event.as_ref().map(|e| e.event_id.clone()),
+            ));
+            last = Some(record);
+        }
+        let (Some(last), Some((first, _))) = (last, old.first()) else {
+            return Ok(0);
+        };
+        let mut cp = AuditCheckpoint {
+            seq: last.seq,
+            hash: last.hash,
+            unix_ms: now_ms,
+            first_pruned_seq: *first,
+            signature: Vec::new(),
+        };
+        sign(&mut cp);
+        self.put_checkpoint(&cp)?;
+        for (seq, id) in &old {
+            self.records
+                .remove(seq.to_be_bytes())
+                .map_err(|e| self.db_err(e))?;
+            if let Some(id) = id {
+                self.by_event
+                    .remove(id.as_bytes())
+                    .map_err(|e| self.db_err(e))?;
+            }
+        }
+        self.db.flush().map_err(|e| self.db_err(e))?;
+        Ok(old.len() as u64)
     }
 
     /// The last checkpoint, if any.
@@ -248,12 +312,7 @@ impl AuditLog {
         let Some((key, value)) = self.checkpoints.last().map_err(|e| self.db_err(e))? else {
             return Ok(None);
         };
-        AuditCheckpoint::decode(value.as_ref())
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: format!("checkpoints/{}", key_seq(&key)),
-                message: e.to_string(),
-            })
+        decode_checkpoint(&key, &value).map(Some)
     }
 }
 
@@ -262,6 +321,13 @@ pub fn key_seq(key: &[u8]) -> u64 {
     <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .unwrap_or(0)
+}
+
+fn decode_checkpoint(key: &[u8], value: &[u8]) -> Result<AuditCheckpoint, StoreError> {
+    AuditCheckpoint::decode(value).map_err(|e| StoreError::Corrupt {
+        key: format!("checkpoints/{}", key_seq(key)),
+        message: e.to_string(),
+    })
 }
 
 fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
@@ -312,5 +378,30 @@ mod tests {
             log.records_after(3, 10).unwrap()[0].prev_hash,
             records[2].hash
         );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_record_and_a_checkpoint_of_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let log = AuditLog::open(&db, "test").unwrap();
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            log.append(vec![event(id)], 10 + i as u64).unwrap();
+        }
+        // Everything is old: all but the newest go.
+        let pruned = log
+            .prune_before(1_000, 1_000, |cp| cp.signature = vec![1])
+            .unwrap();
+        assert_eq!(pruned, 3);
+        let cp = log.last_checkpoint().unwrap().unwrap();
+        assert_eq!((cp.first_pruned_seq, cp.seq), (1, 3));
+        let left = log.records_after(0, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].prev_hash, cp.hash);
+        assert_eq!(log.prune_before(1_000, 1_000, |_| {}).unwrap(), 0);
+        drop(log);
+        // The head survives a reopen even when only the checkpoint remembers it.
+        let log = AuditLog::open(&db, "test").unwrap();
+        assert_eq!(log.head().unwrap().0, 4);
     }
 }
