@@ -47,7 +47,22 @@ impl FileSink {
                     lines.push(b'\n');
                 }
             }
-            match self.write(&lines) {
+            // The write and its sync block: keep them off the async workers.
+            let mut file = self.file;
+            let (file, written) = match tokio::task::spawn_blocking(move || {
+                let written = write(&mut file, &lines);
+                (file, written)
+            })
+            .await
+            {
+                Ok(done) => done,
+                Err(err) => {
+                    tracing::error!(error = %err, "the audit file writer failed; audit events are no longer written");
+                    return;
+                }
+            };
+            self.file = file;
+            match written {
                 Ok(()) => backlog.acknowledge(last),
                 Err(err) => {
                     tracing::error!(path = %self.path.display(), error = %err, "cannot write audit events; retrying");
@@ -56,9 +71,9 @@ impl FileSink {
             }
         }
     }
+}
 
-    fn write(&mut self, lines: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(lines)?;
-        self.file.sync_data()
-    }
+fn write(file: &mut std::fs::File, lines: &[u8]) -> std::io::Result<()> {
+    file.write_all(lines)?;
+    file.sync_data()
 }

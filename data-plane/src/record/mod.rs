@@ -249,6 +249,33 @@ fn local_node_id() -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn without_a_control_plane_events_are_appended_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = AuditConfig {
+            file: Some(path.clone()),
+            ..AuditConfig::default()
+        };
+        let recorder = Recorder::start(&config, None).unwrap();
+        let event = AuditEvent {
+            method: "tools/call".into(),
+            ..AuditEvent::default()
+        };
+        let message = serde_json::json!({"email": "ada@example.com", "password": "pw"});
+        recorder.record(event, &message);
+        recorder.drain(Duration::from_secs(5)).await;
+        assert_eq!(recorder.backlog(), 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: AuditEvent = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line.method, "tools/call");
+        assert_eq!(
+            line.payload_json,
+            r#"{"email":"[REDACTED:email]","password":"[REDACTED:secret]"}"#
+        );
+        assert_eq!(line.event_id.len(), 36);
+    }
+
     #[test]
     fn event_ids_are_unique_time_ordered_uuid_v7() {
         let a = event_id();
