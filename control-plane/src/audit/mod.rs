@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod verify;
+mod writer;
 
 use crate::api;
 use crate::auth::{Authenticator, Rpc};
@@ -54,6 +55,12 @@ impl Default for AuditSettings {
     }
 }
 
+/// A batch for the writer thread, and where to send its outcome.
+type WriteRequest = (
+    Vec<api::AuditEvent>,
+    tokio::sync::oneshot::Sender<Result<Appended, crate::store::StoreError>>,
+);
+
 /// The `AuditService` implementation (a cheap handle).
 #[derive(Clone)]
 pub struct Audit {
@@ -62,6 +69,7 @@ pub struct Audit {
     auth: Arc<Authenticator>,
     every: u64,
     retention: Option<Duration>,
+    writer: std::sync::mpsc::Sender<WriteRequest>,
     appended: watch::Sender<u64>,
     metrics: Arc<Metrics>,
 }
@@ -76,12 +84,14 @@ impl Audit {
         metrics: Arc<Metrics>,
     ) -> Result<Audit, ControlPlaneError> {
         let (last, _) = log.head()?;
+        let writer = writer::spawn(&log)?;
         metrics.audit_last_seq.store(last, Ordering::Relaxed);
         Ok(Audit {
             metrics,
             log,
             key: Arc::new(key),
             auth,
+            writer,
             every: settings.checkpoint_every.max(1),
             retention: settings.retention,
             appended: watch::channel(last).0,
@@ -151,9 +161,18 @@ impl Audit {
         events: Vec<api::AuditEvent>,
     ) -> Result<Appended, ControlPlaneError> {
         validate(&events)?;
-        let log = self.log.clone();
-        let before = self.log.head()?.0;
-        let appended = blocking(move || Ok(log.append(events, now_ms())?)).await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer.send((events, reply)).map_err(|_| {
+            ControlPlaneError::Serve(
+                "the audit writer stopped; restart the control plane".to_owned(),
+            )
+        })?;
+        let appended = answer.await.map_err(|_| {
+            ControlPlaneError::Serve(
+                "the audit writer stopped; restart the control plane".to_owned(),
+            )
+        })??;
+        let before = appended.last_seq - u64::from(appended.stored);
         if appended.last_seq / self.every > before / self.every {
             let worker = self.clone();
             blocking(move || worker.checkpoint_if_grown()).await?;

@@ -119,6 +119,28 @@ impl AuditLog {
         Ok(outcome)
     }
 
+    /// Appends several batches (from concurrent streams) with one flush for all:
+    /// group commit. Each batch gets its own outcome; all are durable on return.
+    pub fn append_many(
+        &self,
+        batches: Vec<Vec<AuditEvent>>,
+        now_ms: u64,
+    ) -> Vec<Result<Appended, StoreError>> {
+        let mut outcomes: Vec<Result<Appended, StoreError>> = batches
+            .into_iter()
+            .map(|events| self.append_unflushed(events, now_ms))
+            .collect();
+        if let Err(e) = self.db.flush() {
+            let message = e.to_string();
+            for outcome in &mut outcomes {
+                if outcome.is_ok() {
+                    *outcome = Err(self.db_err(&message));
+                }
+            }
+        }
+        outcomes
+    }
+
     fn append_unflushed(
         &self,
         events: Vec<AuditEvent>,
