@@ -290,7 +290,7 @@ Press Ctrl-C to stop.
             i.endpoint,
             key,
             "execute",
-            "UPDATE customers SET city = 'Oslo' WHERE id = 1"
+            "UPDATE customers SET city = upper(city) WHERE id = 1"
         ),
     );
 }
