@@ -28,7 +28,10 @@ fn a_valid_config_becomes_typed_values_with_defaults() {
     assert_eq!(config.max_body_bytes, 4 * 1024 * 1024);
     assert_eq!(config.max_depth, 64);
     assert_eq!(config.request_timeout, Duration::from_secs(300));
-    assert_eq!(config.policy_dir, PathBuf::from("/etc/airlock/policies"));
+    assert_eq!(
+        config.policy_dir,
+        Some(PathBuf::from("/etc/airlock/policies"))
+    );
     assert_eq!(config.api_keys[0].kind, "agent");
     assert_eq!(config.upstreams[0].labels["env"], "prod");
     assert_eq!(
