@@ -273,7 +273,8 @@ impl Validator<'_> {
         })?;
         self.check_limits(s)?;
         let session_secret = self.session_secret(s)?;
-        let (policy_dir, control_plane) = self.policy_source(raw.policy.dir.as_ref(), raw.control_plane.as_ref())?;
+        let (policy_dir, control_plane) =
+            self.policy_source(raw.policy.dir.as_ref(), raw.control_plane.as_ref())?;
         if raw.upstreams.is_empty() {
             return Err(self.invalid(
                 "upstreams",

@@ -141,7 +141,11 @@ fn a_control_plane_table_replaces_the_policy_dir() {
     assert_eq!(cp.heartbeat, Duration::from_secs(10));
 
     let (dir, text) = with_control_plane("");
-    let generated = parse_in(&dir, &text).unwrap().control_plane.unwrap().node_id;
+    let generated = parse_in(&dir, &text)
+        .unwrap()
+        .control_plane
+        .unwrap()
+        .node_id;
     assert!(generated.len() > 9, "{generated}");
 }
 
@@ -154,15 +158,29 @@ fn control_plane_mistakes_are_refused_with_the_key() {
     ];
     for (extra, append, key) in cases {
         let (dir, text) = with_control_plane(extra);
-        let err = parse_in(&dir, &format!("{text}{append}")).unwrap_err().to_string();
+        let err = parse_in(&dir, &format!("{text}{append}"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(key), "expected `{key}` in: {err}");
     }
     let (dir, text) = with_control_plane("");
     let broken = [
-        (text.replace("http://127.0.0.1:7443", "127.0.0.1:7443"), "control_plane.url"),
-        (text.replace("[\"bundle.pub\"]", "[]"), "control_plane.bundle_public_keys"),
-        (text.replace("bundle.pub", "missing.pub"), "bundle_public_keys[0]"),
-        (VALID.replace("[policy]\ndir = \"policies\"\n", ""), "policy.dir"),
+        (
+            text.replace("http://127.0.0.1:7443", "127.0.0.1:7443"),
+            "control_plane.url",
+        ),
+        (
+            text.replace("[\"bundle.pub\"]", "[]"),
+            "control_plane.bundle_public_keys",
+        ),
+        (
+            text.replace("bundle.pub", "missing.pub"),
+            "bundle_public_keys[0]",
+        ),
+        (
+            VALID.replace("[policy]\ndir = \"policies\"\n", ""),
+            "policy.dir",
+        ),
     ];
     for (text, key) in broken {
         let err = parse_in(&dir, &text).unwrap_err().to_string();

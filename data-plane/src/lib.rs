@@ -35,11 +35,11 @@ pub use config::{ConfigError, ProxyConfig};
 pub use error::{codes, ProxyError};
 
 use crate::authenticate::ApiKeys;
+use crate::control::{ControlPlaneLink, FleetTasks};
 use crate::ctx::Shared;
 use crate::session::{CallCounter, SessionSeal};
 use crate::upstream::http::HttpClient;
 use crate::upstream::Upstream;
-use crate::control::{ControlPlaneLink, FleetTasks};
 use airlock_policy::{watch_dir, BundleWatcher, PolicyStore};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -121,8 +121,8 @@ impl BundleFollower {
 
     /// One `Watch` stream, until it fails; returns why it ended.
     async fn follow(&mut self, backoff: &mut Backoff, failing: &mut Option<String>) -> String {
-        let mut client = BundleServiceClient::new(self.link.channel())
-            .max_decoding_message_size(MAX_MESSAGE);
+        let mut client =
+            BundleServiceClient::new(self.link.channel()).max_decoding_message_size(MAX_MESSAGE);
         let request = self
             .link
             .authorize(tonic::Request::new(BundleServiceWatchRequest {

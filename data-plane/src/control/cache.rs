@@ -60,6 +60,10 @@ mod tests {
         cache.store(b"first").unwrap();
         cache.store(b"second").unwrap();
         assert_eq!(cache.load().unwrap().unwrap(), b"second");
-        assert!(!dir.path().join("cache").join(format!("{FILE}.partial")).exists());
+        assert!(!dir
+            .path()
+            .join("cache")
+            .join(format!("{FILE}.partial"))
+            .exists());
     }
 }

@@ -168,6 +168,10 @@ fn default_node_id() -> String {
         .filter(|c| node_id_char(*c))
         .take(MAX_NODE_ID - 9)
         .collect();
-    let host = if host.is_empty() { "proxy".to_owned() } else { host };
+    let host = if host.is_empty() {
+        "proxy".to_owned()
+    } else {
+        host
+    };
     format!("{host}-{:08x}", rand::random::<u32>())
 }

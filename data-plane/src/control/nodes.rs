@@ -68,13 +68,16 @@ impl NodeReporter {
         client: &mut NodeServiceClient<tonic::transport::Channel>,
         state: NodeState,
     ) -> Result<(), String> {
-        let request = self.link.authorize(tonic::Request::new(NodeServiceReportRequest {
-            node_id: self.link.node_id().to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            active_revision: state.active_revision.unwrap_or_default(),
-            last_error: state.last_error.unwrap_or_default(),
-            heartbeat_interval_ms: u64::try_from(self.heartbeat.as_millis()).unwrap_or(u64::MAX),
-        }));
+        let request = self
+            .link
+            .authorize(tonic::Request::new(NodeServiceReportRequest {
+                node_id: self.link.node_id().to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                active_revision: state.active_revision.unwrap_or_default(),
+                last_error: state.last_error.unwrap_or_default(),
+                heartbeat_interval_ms: u64::try_from(self.heartbeat.as_millis())
+                    .unwrap_or(u64::MAX),
+            }));
         client
             .report(request)
             .await
