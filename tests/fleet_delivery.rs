@@ -84,4 +84,12 @@ async fn a_pushed_bundle_reaches_every_proxy_and_changes_decisions() {
         wait_for_revision(proxy, "r1", WITHIN).await;
         assert_eq!(query_refusal(proxy).await, None);
     }
+
+    // A node that stops reporting (heartbeat 1 s) is marked stale after 3 intervals.
+    let mut proxies = proxies;
+    drop(proxies.pop());
+    let nodes = wait_for_nodes(&plane, WITHIN, |nodes| nodes[1]["stale"] == true).await;
+    assert_eq!(nodes[0]["stale"], false, "{nodes:?}");
+    let table = support::fleet::text(&plane.cli(&["nodes", "list"]));
+    assert!(table.contains("STALE"), "{table}");
 }

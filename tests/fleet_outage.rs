@@ -6,6 +6,7 @@
 
 mod support;
 
+use airlock_bundle::{BundleArchive, Limits};
 use airlock_data_plane::codes::DENIED;
 use serde_json::json;
 use std::time::Duration;
@@ -84,10 +85,7 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
     let empty = follower(&demo.url, &url, "empty", &[&public], None);
     let (status, body) = readyz(&empty).await;
     assert_eq!(status, 503, "{body}");
-    let client = empty.client("demo", Some(support::AGENT_KEY));
-    let reply = client
-        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}))
-        .await;
+    let reply = agent_call(&empty).await;
     assert_eq!(
         refusal(&reply),
         Some((DENIED, "policy.no_bundle".to_owned())),
@@ -95,26 +93,49 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
     );
 }
 
+/// The cache is verified again on load: a cached archive whose content changed
+/// after signing is not served, while the same archive untouched is.
 #[tokio::test]
-async fn a_tampered_cache_is_not_served() {
+async fn a_cached_bundle_is_verified_again_on_load() {
     let ws = Workspace::new();
     let (key, public) = ws.keygen("release");
-    let cache = ws.path("cache");
-    std::fs::create_dir_all(&cache).unwrap();
     let lockdown = ws.policy_dir("lockdown", &[("airlock.rego", LOCKDOWN)]);
-    let archive = support::fleet::archive(&lockdown, "r1", &key);
-    let mut bytes = std::fs::read(archive).unwrap();
-    let last = bytes.len() - 20;
-    bytes[last] ^= 0xff;
-    std::fs::write(cache.join("active-bundle.tar.gz"), bytes).unwrap();
-    let demo = demo_server();
-    // Nothing listens on this port: the control plane is down.
-    let proxy = follower(
-        &demo.url,
-        "http://127.0.0.1:9",
-        "tampered",
-        &[&public],
-        Some(&cache),
+    let signed = std::fs::read(support::fleet::archive(&lockdown, "r1", &key)).unwrap();
+    let mut files = BundleArchive::from_tar_gz(&signed, Limits::default()).unwrap();
+    files.files.insert(
+        "airlock.rego".into(),
+        LOCKDOWN.replace("deny", "allow").into_bytes(),
     );
-    assert_eq!(readyz(&proxy).await.0, 503);
+    let tampered = files.to_tar_gz().unwrap();
+    let demo = demo_server();
+    // Nothing listens on port 9 (discard): the control plane is down.
+    let down = "http://127.0.0.1:9";
+    for (name, bytes, ready) in [("good", signed, true), ("tampered", tampered, false)] {
+        let cache = ws.path(&format!("cache-{name}"));
+        std::fs::create_dir_all(&cache).unwrap();
+        std::fs::write(cache.join("active-bundle.tar.gz"), bytes).unwrap();
+        let proxy = follower(&demo.url, down, name, &[&public], Some(&cache));
+        let (status, body) = readyz(&proxy).await;
+        if ready {
+            assert_eq!(
+                (status, body["revision"].as_str()),
+                (200, Some("r1")),
+                "{body}"
+            );
+        } else {
+            assert_eq!(status, 503, "{name}: {body}");
+            let reply = agent_call(&proxy).await;
+            assert_eq!(
+                refusal(&reply),
+                Some((DENIED, "policy.no_bundle".to_owned()))
+            );
+        }
+    }
+}
+
+async fn agent_call(proxy: &support::RunningProxy) -> support::Reply {
+    let client = proxy.client("demo", Some(support::AGENT_KEY));
+    client
+        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}))
+        .await
 }
