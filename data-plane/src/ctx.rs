@@ -29,7 +29,6 @@ pub(crate) struct Shared {
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     /// The control-plane link (bundles, status; approvals and audit reuse it),
     /// `None` in directory mode.
-    #[allow(dead_code)]
     pub(crate) control: Option<crate::control::ControlPlaneLink>,
 }
 

@@ -213,3 +213,7 @@ fn describe(status: &tonic::Status) -> String {
         code => format!("{code:?}: {}", status.message()),
     }
 }
+
+#[cfg(test)]
+#[path = "bundles_test.rs"]
+mod tests;
