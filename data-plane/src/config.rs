@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::control::config::ControlPlaneConfig;
+use crate::control::config::RawControlPlane;
+
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,7 +63,9 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server: RawServer,
+    #[serde(default)]
     policy: RawPolicy,
+    control_plane: Option<RawControlPlane>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
@@ -91,9 +96,18 @@ struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     #[serde(default = "default_eval_timeout_ms")]
     eval_timeout_ms: u64,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            dir: None,
+            eval_timeout_ms: default_eval_timeout_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,8 +181,12 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
-    /// The policy bundle directory (relative paths resolved against the config file).
-    pub policy_dir: PathBuf,
+    /// The policy bundle directory (relative paths resolved against the config file);
+    /// `None` when the bundle comes from the control plane.
+    pub policy_dir: Option<PathBuf>,
+    /// The control plane to take bundles from and report to (`[control_plane]`);
+    /// exactly one of this and `policy_dir` is set.
+    pub control_plane: Option<ControlPlaneConfig>,
     /// Budget for one policy evaluation.
     pub eval_timeout: Duration,
     /// Static API keys.
@@ -225,12 +243,12 @@ impl ProxyConfig {
 
 // === impl Validator ===
 
-struct Validator<'a> {
-    origin: &'a Path,
+pub(crate) struct Validator<'a> {
+    pub(crate) origin: &'a Path,
 }
 
 impl Validator<'_> {
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -255,6 +273,8 @@ impl Validator<'_> {
         })?;
         self.check_limits(s)?;
         let session_secret = self.session_secret(s)?;
+        let (policy_dir, control_plane) =
+            self.policy_source(raw.policy.dir.as_ref(), raw.control_plane.as_ref())?;
         if raw.upstreams.is_empty() {
             return Err(self.invalid(
                 "upstreams",
@@ -272,7 +292,8 @@ impl Validator<'_> {
             request_timeout: Duration::from_secs(s.request_timeout_s),
             connect_timeout: Duration::from_millis(s.connect_timeout_ms.max(1)),
             shutdown_grace: Duration::from_secs(s.shutdown_grace_s),
-            policy_dir: self.anchor(&raw.policy.dir),
+            policy_dir,
+            control_plane,
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
@@ -334,7 +355,7 @@ impl Validator<'_> {
     }
 
     /// Relative paths are relative to the config file, not to the working directory.
-    fn anchor(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn anchor(&self, dir: &Path) -> PathBuf {
         match self.origin.parent() {
             Some(parent) if dir.is_relative() && !parent.as_os_str().is_empty() => parent.join(dir),
             _ => dir.to_owned(),
@@ -463,7 +484,7 @@ impl Validator<'_> {
     }
 
     /// Replaces every `${NAME}` with the environment variable's value.
-    fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+    pub(crate) fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
         let mut out = String::with_capacity(value.len());
         let mut rest = value;
         while let Some(start) = rest.find("${") {
