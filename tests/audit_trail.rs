@@ -6,7 +6,7 @@ mod audit_support;
 mod sdk_common;
 mod support;
 
-use audit_support::{demo, eventually, AuditedProxy, PlaneFiles, AGENT_KEY};
+use audit_support::{demo, eventually, get, AuditedProxy, PlaneFiles, AGENT_KEY};
 use sdk_common::{node22, ok_step, result_text, run_json_client, sdk_tests_enabled};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -22,19 +22,6 @@ fn has_long_digit_run(text: &str) -> bool {
         }
     }
     false
-}
-
-/// `GET /metrics` of a proxy at `base` (`http://127.0.0.1:PORT`).
-fn scrape(base: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut socket =
-        std::net::TcpStream::connect(base.trim_start_matches("http://")).expect("connect");
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .expect("write");
-    let mut text = String::new();
-    socket.read_to_string(&mut text).expect("read");
-    text
 }
 
 /// (direction, method or "response", tool, verdict) of each record.
@@ -66,7 +53,8 @@ fn every_message_of_an_sdk_session_is_recorded_in_order_and_masked() {
     let files = PlaneFiles::new();
     let plane = files.start("127.0.0.1:0", &files.data_dir());
     let (_demo, demo_url) = demo();
-    let proxy = AuditedProxy::start(&demo_url, &plane.url, "");
+    files.publish_default_policies(&plane);
+    let proxy = AuditedProxy::start(&demo_url, &plane.url, &files.bundle_key(), "");
     let report = run_json_client(
         &node,
         &["tests/sdk/audit_flow.mjs", &proxy.mcp_url()],
@@ -171,7 +159,13 @@ async fn a_kill_9_of_the_control_plane_loses_and_duplicates_nothing() {
     let listen = plane.listen();
     let url = plane.url.clone();
     let (_demo, demo_url) = demo();
-    let proxy = AuditedProxy::start(&demo_url, &url, "buffer_events = 100000");
+    files.publish_default_policies(&plane);
+    let proxy = AuditedProxy::start(
+        &demo_url,
+        &url,
+        &files.bundle_key(),
+        "buffer_events = 100000",
+    );
     let mut client = McpClient::new(proxy.mcp_url(), Some(AGENT_KEY));
     client.initialize().await;
     const CALLS: usize = 150;
@@ -212,16 +206,14 @@ async fn a_kill_9_of_the_control_plane_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_with_the_control_plane_down_refuses_calls() {
-    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let down = format!("http://{}", unused.local_addr().expect("addr"));
-    drop(unused);
     let (_demo, demo_url) = demo();
     for (mode, refused) in [("refuse", true), ("allow", false)] {
-        let proxy = AuditedProxy::start(
-            &demo_url,
-            &down,
-            &format!("buffer_events = 4\non_full = \"{mode}\""),
-        );
+        let files = PlaneFiles::new();
+        let plane = files.start("127.0.0.1:0", &files.data_dir());
+        files.publish_default_policies(&plane);
+        let audit = format!("buffer_events = 4\non_full = \"{mode}\"");
+        let proxy = AuditedProxy::start(&demo_url, &plane.url, &files.bundle_key(), &audit);
+        drop(plane); // the proxy keeps its bundle; its audit events have nowhere to go
         let mut client = McpClient::new(proxy.mcp_url(), Some(AGENT_KEY));
         client.initialize().await; // 3 events: initialize, its answer, initialized
         let id = client.next_id();
@@ -237,7 +229,7 @@ async fn a_full_buffer_with_the_control_plane_down_refuses_calls() {
                 .as_str()
                 .unwrap_or_default();
             assert!(message.contains("could not be recorded"), "{message}");
-            let metrics = scrape(&proxy.base);
+            let metrics = get(&proxy.base, "/metrics");
             assert!(
                 metrics.contains("airlock_audit_backlog_events 5\n"),
                 "{metrics}"

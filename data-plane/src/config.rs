@@ -4,13 +4,16 @@
 
 mod audit;
 
-pub use self::audit::{AuditConfig, ControlPlaneSettings, OnFull};
+pub use self::audit::{AuditConfig, OnFull};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use crate::control::config::ControlPlaneConfig;
+use crate::control::config::RawControlPlane;
 
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -63,14 +66,15 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server: RawServer,
+    #[serde(default)]
     policy: RawPolicy,
+    control_plane: Option<RawControlPlane>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
     #[serde(default)]
     audit: audit::RawAudit,
-    control_plane: Option<audit::RawControlPlane>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,9 +101,18 @@ struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     #[serde(default = "default_eval_timeout_ms")]
     eval_timeout_ms: u64,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            dir: None,
+            eval_timeout_ms: default_eval_timeout_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,8 +186,12 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
-    /// The policy bundle directory (relative paths resolved against the config file).
-    pub policy_dir: PathBuf,
+    /// The policy bundle directory (relative paths resolved against the config file);
+    /// `None` when the bundle comes from the control plane.
+    pub policy_dir: Option<PathBuf>,
+    /// The control plane to take bundles from and report to (`[control_plane]`);
+    /// exactly one of this and `policy_dir` is set.
+    pub control_plane: Option<ControlPlaneConfig>,
     /// Budget for one policy evaluation.
     pub eval_timeout: Duration,
     /// Static API keys.
@@ -183,8 +200,6 @@ pub struct ProxyConfig {
     pub upstreams: Vec<UpstreamConfig>,
     /// Where audit events go (`[audit]`).
     pub audit: AuditConfig,
-    /// The control plane this node reports to (`[control_plane]`), if any.
-    pub control_plane: Option<ControlPlaneSettings>,
 }
 
 /// One static API key (`[[api_keys]]`), stored as the SHA-256 of the key.
@@ -235,12 +250,12 @@ impl ProxyConfig {
 
 // === impl Validator ===
 
-struct Validator<'a> {
-    origin: &'a Path,
+pub(crate) struct Validator<'a> {
+    pub(crate) origin: &'a Path,
 }
 
 impl Validator<'_> {
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -265,6 +280,8 @@ impl Validator<'_> {
         })?;
         self.check_limits(s)?;
         let session_secret = self.session_secret(s)?;
+        let (policy_dir, control_plane) =
+            self.policy_source(raw.policy.dir.as_ref(), raw.control_plane.as_ref())?;
         if raw.upstreams.is_empty() {
             return Err(self.invalid(
                 "upstreams",
@@ -282,12 +299,12 @@ impl Validator<'_> {
             request_timeout: Duration::from_secs(s.request_timeout_s),
             connect_timeout: Duration::from_millis(s.connect_timeout_ms.max(1)),
             shutdown_grace: Duration::from_secs(s.shutdown_grace_s),
-            policy_dir: self.anchor(&raw.policy.dir),
+            policy_dir,
+            control_plane,
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
             audit: self.audit(raw.audit)?,
-            control_plane: self.control_plane(raw.control_plane)?,
         })
     }
 
@@ -346,7 +363,7 @@ impl Validator<'_> {
     }
 
     /// Relative paths are relative to the config file, not to the working directory.
-    fn anchor(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn anchor(&self, dir: &Path) -> PathBuf {
         match self.origin.parent() {
             Some(parent) if dir.is_relative() && !parent.as_os_str().is_empty() => parent.join(dir),
             _ => dir.to_owned(),
@@ -475,7 +492,7 @@ impl Validator<'_> {
     }
 
     /// Replaces every `${NAME}` with the environment variable's value.
-    fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+    pub(crate) fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
         let mut out = String::with_capacity(value.len());
         let mut rest = value;
         while let Some(start) = rest.find("${") {

@@ -28,7 +28,10 @@ fn a_valid_config_becomes_typed_values_with_defaults() {
     assert_eq!(config.max_body_bytes, 4 * 1024 * 1024);
     assert_eq!(config.max_depth, 64);
     assert_eq!(config.request_timeout, Duration::from_secs(300));
-    assert_eq!(config.policy_dir, PathBuf::from("/etc/airlock/policies"));
+    assert_eq!(
+        config.policy_dir,
+        Some(PathBuf::from("/etc/airlock/policies"))
+    );
     assert_eq!(config.api_keys[0].kind, "agent");
     assert_eq!(config.upstreams[0].labels["env"], "prod");
     assert_eq!(
@@ -109,4 +112,78 @@ fn duplicate_upstream_names_are_refused() {
         format!("{VALID}\n[[upstreams]]\nname = \"demo\"\nurl = \"http://127.0.0.1:1/mcp\"\n");
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("upstreams[1].name"), "{err}");
+}
+
+/// VALID with `[policy] dir` replaced by a `[control_plane]` table trusting a fresh key.
+fn with_control_plane(extra: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    airlock_bundle::write_keypair(&dir.path().join("bundle")).unwrap();
+    let table = format!(
+        "[control_plane]\nurl = \"http://127.0.0.1:7443\"\ntoken = \"node-token\"\nbundle_public_keys = [\"bundle.pub\"]\n{extra}\n"
+    );
+    let text = VALID.replace("[policy]\ndir = \"policies\"\n", &table);
+    (dir, text)
+}
+
+fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<ProxyConfig, ConfigError> {
+    ProxyConfig::from_toml_str(text, &dir.path().join("airlock.toml"))
+}
+
+#[test]
+fn a_control_plane_table_replaces_the_policy_dir() {
+    let (dir, text) = with_control_plane("node_id = \"proxy-a\"\nbundle_cache_dir = \"cache\"");
+    let config = parse_in(&dir, &text).unwrap();
+    assert!(config.policy_dir.is_none());
+    let cp = config.control_plane.unwrap();
+    assert_eq!(cp.node_id, "proxy-a");
+    assert_eq!(cp.bundle_keys.len(), 1);
+    assert_eq!(cp.bundle_cache_dir, Some(dir.path().join("cache")));
+    assert_eq!(cp.heartbeat, Duration::from_secs(10));
+
+    let (dir, text) = with_control_plane("");
+    let generated = parse_in(&dir, &text)
+        .unwrap()
+        .control_plane
+        .unwrap()
+        .node_id;
+    assert!(generated.len() > 9, "{generated}");
+}
+
+#[test]
+fn control_plane_mistakes_are_refused_with_the_key() {
+    let cases = [
+        ("", "[policy]\ndir = \"p\"\n", "policy.dir"),
+        ("node_id = \"a b\"", "", "control_plane.node_id"),
+        ("heartbeat_s = 0", "", "control_plane.heartbeat_s"),
+    ];
+    for (extra, append, key) in cases {
+        let (dir, text) = with_control_plane(extra);
+        let err = parse_in(&dir, &format!("{text}{append}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+    let (dir, text) = with_control_plane("");
+    let broken = [
+        (
+            text.replace("http://127.0.0.1:7443", "127.0.0.1:7443"),
+            "control_plane.url",
+        ),
+        (
+            text.replace("[\"bundle.pub\"]", "[]"),
+            "control_plane.bundle_public_keys",
+        ),
+        (
+            text.replace("bundle.pub", "missing.pub"),
+            "bundle_public_keys[0]",
+        ),
+        (
+            VALID.replace("[policy]\ndir = \"policies\"\n", ""),
+            "policy.dir",
+        ),
+    ];
+    for (text, key) in broken {
+        let err = parse_in(&dir, &text).unwrap_err().to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
 }

@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     pub(crate) recorder: crate::record::Recorder,
     /// Prometheus counters (`/metrics`).
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The control-plane link (bundles, status; approvals and audit reuse it),
+    /// `None` in directory mode.
+    pub(crate) control: Option<crate::control::ControlPlaneLink>,
 }
 
 /// One request's context, carried through the stages.

@@ -11,6 +11,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 pub const NODE_TOKEN: &str = "audit-test-node-token";
+pub const ADMIN_TOKEN: &str = "audit-test-admin-token";
 pub const AUDITOR_TOKEN: &str = "audit-test-auditor-token";
 pub const AGENT_KEY: &str = "audit-test-agent-key-0123456789";
 
@@ -41,10 +42,12 @@ impl PlaneFiles {
              [audit]\ncheckpoint_every = 10\ncheckpoint_interval_s = 1\n\
              signing_key = \"audit-signing.key\"\n\
              [[tokens]]\nsubject = \"proxy-1\"\nsha256 = \"{}\"\nroles = [\"node\"]\n\
-             [[tokens]]\nsubject = \"auditor\"\nsha256 = \"{}\"\nroles = [\"auditor\"]\n",
+             [[tokens]]\nsubject = \"auditor\"\nsha256 = \"{}\"\nroles = [\"auditor\"]\n\
+             [[tokens]]\nsubject = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n",
             data_dir.display(),
             sha(NODE_TOKEN),
             sha(AUDITOR_TOKEN),
+            sha(ADMIN_TOKEN),
         );
         let path = self.dir.path().join("control-plane.toml");
         std::fs::write(&path, text).expect("write control-plane config");
@@ -62,7 +65,7 @@ impl PlaneFiles {
         let (process, rest) = Process::start(
             "airlock control-plane",
             command,
-            "airlock control plane listening on ",
+            "airlock control-plane listening on ",
         );
         let url = rest
             .split_whitespace()
@@ -71,6 +74,35 @@ impl PlaneFiles {
             .to_owned();
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
         Plane { process, url }
+    }
+}
+
+impl PlaneFiles {
+    /// The public key proxies verify bundles with.
+    pub fn bundle_key(&self) -> PathBuf {
+        self.dir.path().join("release.pub")
+    }
+
+    /// Signs a copy of the repository's default policies and pushes it (active).
+    pub fn publish_default_policies(&self, plane: &Plane) {
+        let key = airlock_bundle::SigningKey::from_file(&self.dir.path().join("release.key"))
+            .expect("bundle key");
+        let built = airlock_bundle::build_from_dir(
+            &repo_root().join("policies"),
+            Some("audit-rev-1"),
+            &key,
+        )
+        .expect("build the default policies");
+        let path = self.dir.path().join("policies.tar.gz");
+        std::fs::write(&path, built.bytes).expect("write the archive");
+        let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["bundle", "push"])
+            .arg(&path)
+            .env("AIRLOCK_CONTROL_PLANE", &plane.url)
+            .env("AIRLOCK_TOKEN", ADMIN_TOKEN)
+            .output()
+            .expect("run airlock bundle push");
+        assert!(output.status.success(), "bundle push: {output:?}");
     }
 }
 
@@ -126,23 +158,25 @@ pub struct AuditedProxy {
 }
 
 impl AuditedProxy {
-    /// `audit` is the body of the `[audit]` table.
-    pub fn start(upstream: &str, control_plane_url: &str, audit: &str) -> AuditedProxy {
+    /// A proxy that takes its policy from the control plane at `control_plane_url`
+    /// (bundles signed by `bundle_key`) and ships its audit events there; `audit` is
+    /// the body of the `[audit]` table. Waits until it serves a bundle.
+    pub fn start(
+        upstream: &str,
+        control_plane_url: &str,
+        bundle_key: &Path,
+        audit: &str,
+    ) -> AuditedProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let policies = dir.path().join("policies");
-        std::fs::create_dir(&policies).expect("mkdir");
-        for entry in std::fs::read_dir(repo_root().join("policies")).expect("policies/") {
-            let entry = entry.expect("entry");
-            std::fs::copy(entry.path(), policies.join(entry.file_name())).expect("copy");
-        }
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nsession_secret = \"audit-test-session-secret-0123456789\"\n\
-             [policy]\ndir = \"policies\"\n\
              [[api_keys]]\nsubject = \"demo-agent\"\nsha256 = \"{}\"\ngroups = [\"agents\"]\n\
              [[upstreams]]\nname = \"demo\"\nurl = \"{upstream}\"\nlabels = {{ env = \"prod\" }}\n\
              [control_plane]\nurl = \"{control_plane_url}\"\ntoken = \"{NODE_TOKEN}\"\nnode_id = \"proxy-1\"\n\
+             bundle_public_keys = [{:?}]\n\
              [audit]\n{audit}\n",
-            sha(AGENT_KEY)
+            sha(AGENT_KEY),
+            bundle_key.display().to_string(),
         );
         let path = dir.path().join("airlock.toml");
         std::fs::write(&path, config).expect("write proxy config");
@@ -153,16 +187,37 @@ impl AuditedProxy {
             .env("RUST_LOG", "warn");
         let (process, base) =
             Process::start("airlock proxy", command, "airlock proxy listening on");
-        AuditedProxy {
+        let proxy = AuditedProxy {
             process,
             base: base.trim_end_matches('/').to_owned(),
             _dir: dir,
-        }
+        };
+        assert!(
+            eventually(30, || get(&proxy.base, "/readyz")
+                .starts_with("HTTP/1.1 200")),
+            "the proxy never got its bundle from the control plane"
+        );
+        proxy
     }
 
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp/demo", self.base)
     }
+}
+
+/// `GET PATH` on `base` (`http://127.0.0.1:PORT`): the raw HTTP answer ("" when
+/// unreachable).
+pub fn get(base: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut socket) = std::net::TcpStream::connect(base.trim_start_matches("http://")) else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let mut text = String::new();
+    if socket.write_all(request.as_bytes()).is_ok() {
+        let _ = socket.read_to_string(&mut text);
+    }
+    text
 }
 
 /// `airlock demo-server` on 127.0.0.1 (no token required).
