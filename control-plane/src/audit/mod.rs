@@ -340,7 +340,10 @@ impl Audit {
         } else if !self.send_stored(&query, &mut after, tx).await? {
             return Ok(());
         }
-        while query.follow {
+        if !query.follow {
+            return Ok(());
+        }
+        loop {
             tokio::select! {
                 changed = appended.changed() => if changed.is_err() { return Ok(()) },
                 () = tx.closed() => return Ok(()),
@@ -349,7 +352,6 @@ impl Audit {
                 return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Sends every matching record after `after`; `false` when the client went away.
