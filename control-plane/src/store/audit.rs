@@ -3,16 +3,14 @@
 //! deduplication) and `checkpoints` (big-endian sequence number → protobuf
 //! `AuditCheckpoint`). Shares the control plane's sled database.
 //!
-//! Appends are serialized by one lock (the chain has one head) but flushed outside
-//! it, so concurrent streams share flushes (group commit); a batch is acknowledged
-//! only after its own flush returned.
+//! Appends are serialized by one lock (the chain has one head); the audit writer
+//! commits the batches of concurrent streams under one flush (group commit); a
+//! batch is acknowledged only after that flush returned.
 
 use super::StoreError;
 use crate::api::{AuditCheckpoint, AuditEvent, AuditRecord};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional as _;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -95,14 +93,16 @@ impl AuditLog {
                 }
             }
         };
-        Ok(AuditLog {
+        let log = AuditLog {
             by_event: db.open_tree("audit_by_event_id").map_err(err)?,
             checkpoints,
             records,
             db: db.clone(),
             head: Mutex::new(head),
             path: path.to_owned(),
-        })
+        };
+        log.repair_index()?;
+        Ok(log)
     }
 
     fn db_err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -191,34 +191,60 @@ impl AuditLog {
         })
     }
 
-    /// Writes records and their event-id index in one transaction, so a crash never
-    /// leaves a record without its index (which would let a resend store it twice).
+    /// Writes the records, then their event-id index, each as one atomic batch
+    /// (a multi-tree transaction costs more than the whole append). A crash
+    /// between the two leaves records without index entries at the tail of the log;
+    /// [`AuditLog::open`] repairs exactly that before the first append, so a resend
+    /// can never store an event twice.
     fn commit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let encoded: Vec<(u64, Vec<u8>, Vec<u8>)> = rows
-            .iter()
-            .map(|r| {
-                let id = r
-                    .event
-                    .as_ref()
-                    .map(|e| e.event_id.clone())
-                    .unwrap_or_default();
-                (r.seq, id.into_bytes(), r.encode_to_vec())
-            })
-            .collect();
-        let outcome = (&self.records, &self.by_event).transaction(|(records, by_event)| {
-            for (seq, id, value) in &encoded {
-                records.insert(&seq.to_be_bytes(), value.as_slice())?;
-                by_event.insert(id.as_slice(), &seq.to_be_bytes())?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        });
-        match outcome {
-            Ok(()) | Err(TransactionError::Abort(())) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(self.db_err(e)),
+        let mut records = sled::Batch::default();
+        let mut index = sled::Batch::default();
+        for r in rows {
+            let id = r
+                .event
+                .as_ref()
+                .map(|e| e.event_id.as_bytes())
+                .unwrap_or_default();
+            records.insert(&r.seq.to_be_bytes(), r.encode_to_vec());
+            index.insert(id, &r.seq.to_be_bytes());
         }
+        self.records
+            .apply_batch(records)
+            .map_err(|e| self.db_err(e))?;
+        self.by_event.apply_batch(index).map_err(|e| self.db_err(e))
+    }
+
+    /// Re-indexes the records at the tail of the log whose event id is missing
+    /// from `audit_by_event_id` (a crash between the two batches of a commit).
+    fn repair_index(&self) -> Result<u64, StoreError> {
+        let mut repaired = 0;
+        for item in self.records.iter().rev() {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            let record = decode_record(&key, &value)?;
+            let id = record.event.map(|e| e.event_id).unwrap_or_default();
+            if self
+                .by_event
+                .contains_key(id.as_bytes())
+                .map_err(|e| self.db_err(e))?
+            {
+                break;
+            }
+            self.by_event
+                .insert(id.as_bytes(), &record.seq.to_be_bytes())
+                .map_err(|e| self.db_err(e))?;
+            repaired += 1;
+        }
+        if repaired > 0 {
+            self.db.flush().map_err(|e| self.db_err(e))?;
+            tracing::warn!(
+                repaired,
+                "re-indexed audit records written just before a crash"
+            );
+        }
+        Ok(repaired)
     }
 
     /// The chain's head: last sequence number and its hash.
@@ -425,5 +451,23 @@ mod tests {
         // The head survives a reopen even when only the checkpoint remembers it.
         let log = AuditLog::open(&db, "test").unwrap();
         assert_eq!(log.head().unwrap().0, 4);
+    }
+
+    #[test]
+    fn records_left_unindexed_by_a_crash_are_reindexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        {
+            let log = AuditLog::open(&db, "test").unwrap();
+            log.append(vec![event("a"), event("b")], 1).unwrap();
+        }
+        // As if the process died between the records batch and the index batch.
+        db.open_tree("audit_by_event_id")
+            .unwrap()
+            .remove("b")
+            .unwrap();
+        let log = AuditLog::open(&db, "test").unwrap();
+        let again = log.append(vec![event("b")], 2).unwrap();
+        assert_eq!((again.stored, again.duplicates), (0, 1));
     }
 }
