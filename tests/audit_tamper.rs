@@ -85,6 +85,11 @@ async fn verify_names_the_first_tampered_sequence_number() {
     append_thirty(&plane.url).await;
     let (code, out) = plane.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "an untouched log verifies: {out}");
+    // checkpoint_every = 10 in the test config: one signed checkpoint per 10 records.
+    assert!(
+        out.contains("ok: 30 records") && out.contains("3 signed checkpoints"),
+        "{out}"
+    );
     drop(plane);
 
     let flip = |tree: &sled::Tree| {

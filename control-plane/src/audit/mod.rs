@@ -67,7 +67,6 @@ pub struct Audit {
     log: Arc<AuditLog>,
     key: Arc<SigningKey>,
     auth: Arc<Authenticator>,
-    every: u64,
     retention: Option<Duration>,
     writer: std::sync::mpsc::Sender<WriteRequest>,
     appended: watch::Sender<u64>,
@@ -84,7 +83,8 @@ impl Audit {
         metrics: Arc<Metrics>,
     ) -> Result<Audit, ControlPlaneError> {
         let (last, _) = log.head()?;
-        let writer = writer::spawn(&log)?;
+        let every = settings.checkpoint_every.max(1);
+        let writer = writer::spawn(&log, key.clone(), every)?;
         metrics.audit_last_seq.store(last, Ordering::Relaxed);
         Ok(Audit {
             metrics,
@@ -92,7 +92,6 @@ impl Audit {
             key: Arc::new(key),
             auth,
             writer,
-            every: settings.checkpoint_every.max(1),
             retention: settings.retention,
             appended: watch::channel(last).0,
         })
@@ -172,11 +171,6 @@ impl Audit {
                 "the audit writer stopped; restart the control plane".to_owned(),
             )
         })??;
-        let before = appended.last_seq - u64::from(appended.stored);
-        if appended.last_seq / self.every > before / self.every {
-            let worker = self.clone();
-            blocking(move || worker.checkpoint_if_grown()).await?;
-        }
         self.appended.send_replace(appended.last_seq);
         let m = &self.metrics;
         m.audit_stored

@@ -121,16 +121,31 @@ impl AuditLog {
 
     /// Appends several batches (from concurrent streams) with one flush for all:
     /// group commit. Each batch gets its own outcome; all are durable on return.
+    /// `checkpoint` is offered the new head (sequence number, hash) and may return
+    /// a signed checkpoint to store under the same flush.
     pub fn append_many(
         &self,
         batches: Vec<Vec<AuditEvent>>,
         now_ms: u64,
+        checkpoint: impl FnOnce(u64, &[u8]) -> Option<AuditCheckpoint>,
     ) -> Vec<Result<Appended, StoreError>> {
         let mut outcomes: Vec<Result<Appended, StoreError>> = batches
             .into_iter()
             .map(|events| self.append_unflushed(events, now_ms))
             .collect();
-        if let Err(e) = self.db.flush() {
+        let stored = match self.head() {
+            Ok((seq, hash)) => match checkpoint(seq, &hash) {
+                Some(cp) => self
+                    .checkpoints
+                    .insert(cp.seq.to_be_bytes(), cp.encode_to_vec())
+                    .map(drop)
+                    .map_err(|e| self.db_err(e)),
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored.and_then(|()| self.db.flush().map(drop).map_err(|e| self.db_err(e)))
+        {
             let message = e.to_string();
             for outcome in &mut outcomes {
                 if outcome.is_ok() {
