@@ -145,6 +145,28 @@ fn every_message_of_an_sdk_session_is_recorded_in_order_and_masked() {
 
     let (code, out) = plane.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "{out}");
+    let (code, out) = plane.cli(&[
+        "audit",
+        "query",
+        "--verdict",
+        "deny",
+        "--since",
+        "1h",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let denied: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(denied.len(), 1, "{out}");
+    assert_eq!(denied[0]["tool"], "execute");
+    let (code, out) = plane.cli(&["audit", "tail", "-n", "2"]);
+    assert!(
+        code == 0 && out.lines().count() == 3,
+        "header and two rows: {out}"
+    );
     let (code, out) = plane.cli(&["sessions", "list"]);
     assert!(code == 0 && out.contains(&session), "{out}");
     let (code, out) = plane.cli(&["sessions", "replay", &session]);
