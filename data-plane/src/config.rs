@@ -65,6 +65,26 @@ struct RawConfig {
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
+    control_plane: Option<RawControlPlane>,
+    approvals: Option<RawApprovals>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControlPlane {
+    url: String,
+    token: String,
+    ca_cert: Option<PathBuf>,
+    node_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    #[serde(default = "default_keepalive_s")]
+    keepalive_s: u64,
+    #[serde(default = "default_max_pending")]
+    max_pending: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +159,12 @@ fn default_shutdown_grace_s() -> u64 {
 fn default_eval_timeout_ms() -> u64 {
     100
 }
+fn default_keepalive_s() -> u64 {
+    10
+}
+fn default_max_pending() -> usize {
+    10_000
+}
 fn default_kind() -> String {
     "agent".to_owned()
 }
@@ -175,6 +201,41 @@ pub struct ProxyConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
+    /// The control plane (`[control_plane]`); without it, held calls are refused.
+    pub control_plane: Option<ControlPlaneConfig>,
+    /// How held calls wait (`[approvals]`).
+    pub approvals: ApprovalsConfig,
+}
+
+/// The control plane this node talks to (`[control_plane]`).
+#[derive(Debug, Clone)]
+pub struct ControlPlaneConfig {
+    /// gRPC URL, `http://` or `https://`.
+    pub url: String,
+    /// The node's bearer token (env references resolved).
+    pub token: String,
+    /// PEM CA certificate to trust for `https://`.
+    pub ca_cert: Option<PathBuf>,
+    /// This node's id (default: the host name).
+    pub node_id: String,
+}
+
+/// How held calls wait (`[approvals]`).
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// Interval of SSE keep-alives / progress notifications to a waiting client.
+    pub keepalive: Duration,
+    /// Held calls this node keeps at once; beyond it, new ones are refused.
+    pub max_pending: usize,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            keepalive: Duration::from_secs(default_keepalive_s()),
+            max_pending: default_max_pending(),
+        }
+    }
 }
 
 /// One static API key (`[[api_keys]]`), stored as the SHA-256 of the key.
@@ -276,6 +337,56 @@ impl Validator<'_> {
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
+            control_plane: self.control_plane(raw.control_plane.as_ref())?,
+            approvals: self.approvals(raw.approvals.as_ref())?,
+        })
+    }
+
+    fn control_plane(
+        &self,
+        raw: Option<&RawControlPlane>,
+    ) -> Result<Option<ControlPlaneConfig>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+            return Err(self.invalid(
+                "control_plane.url",
+                format!("`{}` is not an http:// or https:// URL", raw.url),
+                "e.g. \"http://127.0.0.1:7443\"",
+            ));
+        }
+        let token = self.resolve_env("control_plane.token", &raw.token)?;
+        if token.trim().is_empty() {
+            return Err(self.invalid(
+                "control_plane.token",
+                "is empty",
+                "give the node token, e.g. token = \"${AIRLOCK_NODE_TOKEN}\"",
+            ));
+        }
+        let node_id = match &raw.node_id {
+            Some(id) => id.clone(),
+            None => std::env::var("HOSTNAME").unwrap_or_else(|_| "airlock-proxy".to_owned()),
+        };
+        Ok(Some(ControlPlaneConfig {
+            url: raw.url.clone(),
+            token,
+            ca_cert: raw.ca_cert.as_deref().map(|p| self.anchor(p)),
+            node_id,
+        }))
+    }
+
+    fn approvals(&self, raw: Option<&RawApprovals>) -> Result<ApprovalsConfig, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(ApprovalsConfig::default());
+        };
+        if raw.keepalive_s == 0 {
+            return Err(self.invalid("approvals.keepalive_s", "must be above 0", "the default is 10"));
+        }
+        if raw.max_pending == 0 {
+            return Err(self.invalid("approvals.max_pending", "must be above 0", "the default is 10000"));
+        }
+        Ok(ApprovalsConfig {
+            keepalive: Duration::from_secs(raw.keepalive_s),
+            max_pending: raw.max_pending,
         })
     }
 
