@@ -3,13 +3,13 @@
 
 use crate::api::approval_service_server::ApprovalServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
-use crate::approvals::Approvals;
-use crate::webhooks::Webhooks;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
 use crate::store::{SledStore, Store};
+use crate::webhooks::Webhooks;
 use crate::{ControlPlaneConfig, ControlPlaneError};
 use airlock_bundle::BundleVerifier;
 use std::future::Future;
@@ -62,7 +62,9 @@ impl ControlPlane {
         let ui = match config.ui_listen {
             Some(addr) => {
                 let listener = crate::ui::bind(addr).await?;
-                let local = listener.local_addr().map_err(|source| ControlPlaneError::Bind { addr, source })?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ControlPlaneError::Bind { addr, source })?;
                 Some((listener, local))
             }
             None => None,

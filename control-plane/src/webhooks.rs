@@ -41,8 +41,7 @@ impl Webhooks {
             };
         }
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
-        let client: Client<_, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
                 let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());

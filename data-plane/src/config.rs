@@ -379,10 +379,18 @@ impl Validator<'_> {
             return Ok(ApprovalsConfig::default());
         };
         if raw.keepalive_s == 0 {
-            return Err(self.invalid("approvals.keepalive_s", "must be above 0", "the default is 10"));
+            return Err(self.invalid(
+                "approvals.keepalive_s",
+                "must be above 0",
+                "the default is 10",
+            ));
         }
         if raw.max_pending == 0 {
-            return Err(self.invalid("approvals.max_pending", "must be above 0", "the default is 10000"));
+            return Err(self.invalid(
+                "approvals.max_pending",
+                "must be above 0",
+                "the default is 10000",
+            ));
         }
         Ok(ApprovalsConfig {
             keepalive: Duration::from_secs(raw.keepalive_s),

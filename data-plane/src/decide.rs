@@ -170,7 +170,11 @@ mod tests {
 
     #[test]
     fn a_deny_carries_the_policy_message_reasons_and_revision() {
-        let error = refusal(&evaluation(Decision::deny("sql.ddl", "DDL is not allowed")), false).unwrap();
+        let error = refusal(
+            &evaluation(Decision::deny("sql.ddl", "DDL is not allowed")),
+            false,
+        )
+        .unwrap();
         assert_eq!(error["code"], codes::DENIED);
         assert_eq!(error["message"], "DDL is not allowed");
         assert_eq!(error["data"]["reasons"][0], "sql.ddl");

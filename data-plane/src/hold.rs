@@ -120,7 +120,10 @@ pub(crate) async fn hold(
     let mut response = Response::new(StreamBody::new(ReceiverStream::new(rx)).boxed());
     *response.status_mut() = StatusCode::OK;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Held::Answer(response)
 }
@@ -188,7 +191,11 @@ async fn wait_then_release(
     let approval_id = call.submit.approval_id.clone();
     let waiter = client.register(&approval_id);
     let comment = format!(": held for approval {approval_id}\n\n");
-    if tx.send(Ok(Frame::data(Bytes::from(comment)))).await.is_err() {
+    if tx
+        .send(Ok(Frame::data(Bytes::from(comment))))
+        .await
+        .is_err()
+    {
         return;
     }
     let error = match assert_send(wait(&client, &call, waiter, tx.clone())).await {
@@ -211,7 +218,9 @@ async fn wait_then_release(
         },
     };
     tracing::info!(parent: &ctx.span, approval = %approval_id, error = %error["message"], "held call refused");
-    let _ = tx.send(Ok(Frame::data(event(&error_response(&call.id, error))))).await;
+    let _ = tx
+        .send(Ok(Frame::data(event(&error_response(&call.id, error)))))
+        .await;
 }
 
 fn decisive(approval: &api::Approval) -> bool {
@@ -228,7 +237,8 @@ async fn wait(client: &ApprovalClient, call: &HeldCall, mut waiter: Waiter, tx: 
     let mut backoff = Duration::from_millis(50);
     let mut last_error = None;
     let mut ticks = 0u64;
-    let mut keepalive = tokio::time::interval_at(Instant::now() + client.keepalive, client.keepalive);
+    let mut keepalive =
+        tokio::time::interval_at(Instant::now() + client.keepalive, client.keepalive);
     loop {
         if submit_due.is_some_and(|at| at <= Instant::now()) {
             match client.submit(call.submit.clone()).await {
@@ -289,7 +299,9 @@ async fn release(
         Err(status) => Some(unavailable(approval_id, status.message())),
     };
     if let Some(error) = error {
-        let _ = tx.send(Ok(Frame::data(event(&error_response(&call.id, error))))).await;
+        let _ = tx
+            .send(Ok(Frame::data(event(&error_response(&call.id, error)))))
+            .await;
         return;
     }
     tracing::info!(parent: &ctx.span, approval = %approval_id, "approved call released");
@@ -304,7 +316,12 @@ async fn release(
     match answer {
         Ok(response) => assert_send(stream_answer(ctx, response, call, tx)).await,
         Err(err) => {
-            let _ = tx.send(Ok(Frame::data(event(&error_response(&call.id, err.jsonrpc_error()))))).await;
+            let _ = tx
+                .send(Ok(Frame::data(event(&error_response(
+                    &call.id,
+                    err.jsonrpc_error(),
+                )))))
+                .await;
         }
     }
 }

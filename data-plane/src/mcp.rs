@@ -170,7 +170,16 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     {
         let request = message.method().is_some() && message.id().is_some();
         if request && evaluation.decision.verdict == Verdict::RequireApproval {
-            match hold(&ctx, approvals, message, evaluation, &parts.headers, bytes.clone()).await {
+            match hold(
+                &ctx,
+                approvals,
+                message,
+                evaluation,
+                &parts.headers,
+                bytes.clone(),
+            )
+            .await
+            {
                 Held::Answer(response) => return Ok(response),
                 Held::Released => refusals.clear(),
             }

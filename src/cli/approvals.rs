@@ -73,7 +73,11 @@ pub async fn run(cmd: ApprovalsCommand, global: &GlobalArgs) -> anyhow::Result<E
     }
 }
 
-async fn list(client: &ControlPlaneClient, global: &GlobalArgs, all: bool) -> anyhow::Result<ExitCode> {
+async fn list(
+    client: &ControlPlaneClient,
+    global: &GlobalArgs,
+    all: bool,
+) -> anyhow::Result<ExitCode> {
     let request = client.request(api::ApprovalServiceListRequest {
         pending_only: !all,
         limit: 0,
@@ -99,7 +103,16 @@ async fn list(client: &ControlPlaneClient, global: &GlobalArgs, all: bool) -> an
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADER: [&str; 8] = ["ID", "STATE", "SUBJECT", "SERVER", "CALL", "REASONS", "APPROVALS", "REQUESTED"];
+const HEADER: [&str; 8] = [
+    "ID",
+    "STATE",
+    "SUBJECT",
+    "SERVER",
+    "CALL",
+    "REASONS",
+    "APPROVALS",
+    "REQUESTED",
+];
 
 fn row(a: &api::Approval) -> Vec<String> {
     let approvals = a
@@ -164,7 +177,11 @@ async fn decide(
         .context("the control plane answered no approval")?;
     match global.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&to_json(&approval))?),
-        Output::Table => println!("{} is now {}", approval.approval_id, state_name(approval.state)),
+        Output::Table => println!(
+            "{} is now {}",
+            approval.approval_id,
+            state_name(approval.state)
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -172,31 +189,59 @@ async fn decide(
 fn show(a: &api::Approval, output: Output) {
     let value = to_json(a);
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return;
     }
     println!("approval   {}  ({})", a.approval_id, state_name(a.state));
-    println!("identity   {} (groups: {})", a.subject, a.subject_groups.join(", "));
+    println!(
+        "identity   {} (groups: {})",
+        a.subject,
+        a.subject_groups.join(", ")
+    );
     println!("server     {}  via node {}", a.server, a.node_id);
     println!("call       {} {}", a.method, a.tool);
     println!("reasons    {}", a.reasons.join(", "));
     if !a.message.is_empty() {
         println!("message    {}", a.message);
     }
-    println!("policy     revision {}", if a.policy_revision.is_empty() { "-" } else { &a.policy_revision });
+    println!(
+        "policy     revision {}",
+        if a.policy_revision.is_empty() {
+            "-"
+        } else {
+            &a.policy_revision
+        }
+    );
     println!(
         "reviewers  {} ({} approval(s) needed)",
-        if a.reviewer_groups.is_empty() { "any reviewer".to_owned() } else { a.reviewer_groups.join(", ") },
+        if a.reviewer_groups.is_empty() {
+            "any reviewer".to_owned()
+        } else {
+            a.reviewer_groups.join(", ")
+        },
         a.min_approvals
     );
-    println!("requested  {}; expires at unix ms {}", ago(a.created_unix_ms), a.expires_unix_ms);
+    println!(
+        "requested  {}; expires at unix ms {}",
+        ago(a.created_unix_ms),
+        a.expires_unix_ms
+    );
     println!("sha256     {}", a.payload_sha256);
     let payload = serde_json::from_str::<Value>(&a.payload_json)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| a.payload_json.clone());
     println!("payload\n{payload}");
     for r in &a.reviews {
-        println!("review     {} {} {} {}", ago(r.decided_unix_ms), r.reviewer, verdict_name(r.verdict), r.reason);
+        println!(
+            "review     {} {} {} {}",
+            ago(r.decided_unix_ms),
+            r.reviewer,
+            verdict_name(r.verdict),
+            r.reason
+        );
     }
 }
 

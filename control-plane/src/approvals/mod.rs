@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-
 /// How often expired approvals and grants are swept.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// Changes buffered per watcher before it re-syncs from a snapshot.
@@ -88,7 +87,10 @@ impl Approvals {
     /// it changed), updates the live map and tells the watchers.
     async fn change<F>(&self, change: F) -> Result<ApprovalRecord, ControlPlaneError>
     where
-        F: FnOnce(&Inner, &mut HashMap<String, ApprovalRecord>) -> Result<(ApprovalRecord, bool), ControlPlaneError>
+        F: FnOnce(
+                &Inner,
+                &mut HashMap<String, ApprovalRecord>,
+            ) -> Result<(ApprovalRecord, bool), ControlPlaneError>
             + Send
             + 'static,
     {
@@ -115,7 +117,11 @@ impl Approvals {
     }
 
     /// A pending or approved record, else the stored one (which is final), else not found.
-    fn find(inner: &Inner, live: &HashMap<String, ApprovalRecord>, id: &str) -> Result<ApprovalRecord, ControlPlaneError> {
+    fn find(
+        inner: &Inner,
+        live: &HashMap<String, ApprovalRecord>,
+        id: &str,
+    ) -> Result<ApprovalRecord, ControlPlaneError> {
         if let Some(record) = live.get(id) {
             return Ok(record.clone());
         }
@@ -154,7 +160,9 @@ impl Approvals {
                     if candidate.mode == Mode::Async {
                         let key = candidate.grant_key();
                         let twin = live.values().find(|r| {
-                            r.mode == Mode::Async && r.state == ApprovalState::Pending && r.grant_key() == key
+                            r.mode == Mode::Async
+                                && r.state == ApprovalState::Pending
+                                && r.grant_key() == key
                         });
                         if let Some(twin) = twin {
                             return Ok((twin.clone(), false));
@@ -223,7 +231,15 @@ impl Approvals {
                     .cloned()
                     .ok_or_else(|| ControlPlaneError::ApprovalNotFound(id.clone()))?;
                 let own = record.requested_by == caller.subject || caller.has(Role::Admin);
-                if !own || !rules::usable(&record, &req.payload_sha256, &req.subject, &req.server, now_ms()) {
+                if !own
+                    || !rules::usable(
+                        &record,
+                        &req.payload_sha256,
+                        &req.subject,
+                        &req.server,
+                        now_ms(),
+                    )
+                {
                     return Err(ControlPlaneError::ApprovalNotFound(id));
                 }
                 record.state = ApprovalState::Consumed;
@@ -282,7 +298,10 @@ impl Approvals {
     }
 
     /// One approval.
-    pub(crate) async fn get(&self, approval_id: String) -> Result<ApprovalRecord, ControlPlaneError> {
+    pub(crate) async fn get(
+        &self,
+        approval_id: String,
+    ) -> Result<ApprovalRecord, ControlPlaneError> {
         let this = self.clone();
         blocking(move || {
             let live = this.live();

@@ -38,7 +38,14 @@ fn reviewer(subject: &str, groups: &[&str]) -> Caller {
 #[test]
 fn a_member_of_a_listed_group_approves() {
     let mut r = pending(1);
-    review(&mut r, &reviewer("dana", &["dba"]), Verdict::Approve, "", 10).unwrap();
+    review(
+        &mut r,
+        &reviewer("dana", &["dba"]),
+        Verdict::Approve,
+        "",
+        10,
+    )
+    .unwrap();
     assert_eq!(r.state, ApprovalState::Approved);
     assert_eq!(r.reviews[0].reviewer, "dana");
 }
@@ -46,7 +53,14 @@ fn a_member_of_a_listed_group_approves() {
 #[test]
 fn a_reviewer_outside_the_groups_is_refused() {
     let mut r = pending(1);
-    let err = review(&mut r, &reviewer("sam", &["security"]), Verdict::Approve, "", 10).unwrap_err();
+    let err = review(
+        &mut r,
+        &reviewer("sam", &["security"]),
+        Verdict::Approve,
+        "",
+        10,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not in a reviewer group"), "{err}");
     assert_eq!(r.state, ApprovalState::Pending);
     assert!(r.reviews.is_empty());
@@ -55,7 +69,14 @@ fn a_reviewer_outside_the_groups_is_refused() {
 #[test]
 fn the_requester_may_not_approve_their_own_call() {
     let mut r = pending(1);
-    let err = review(&mut r, &reviewer("agent-7", &["dba"]), Verdict::Approve, "", 10).unwrap_err();
+    let err = review(
+        &mut r,
+        &reviewer("agent-7", &["dba"]),
+        Verdict::Approve,
+        "",
+        10,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("own call"), "{err}");
 }
 
@@ -67,27 +88,58 @@ fn a_quorum_of_two_needs_two_different_people() {
     assert_eq!(r.state, ApprovalState::Pending);
     let again = review(&mut r, &dana, Verdict::Approve, "", 11).unwrap_err();
     assert!(again.to_string().contains("already reviewed"), "{again}");
-    review(&mut r, &reviewer("omar", &["dba"]), Verdict::Approve, "", 12).unwrap();
+    review(
+        &mut r,
+        &reviewer("omar", &["dba"]),
+        Verdict::Approve,
+        "",
+        12,
+    )
+    .unwrap();
     assert_eq!(r.state, ApprovalState::Approved);
 }
 
 #[test]
 fn any_deny_wins_and_needs_a_reason() {
     let mut r = pending(2);
-    review(&mut r, &reviewer("dana", &["dba"]), Verdict::Approve, "", 10).unwrap();
+    review(
+        &mut r,
+        &reviewer("dana", &["dba"]),
+        Verdict::Approve,
+        "",
+        10,
+    )
+    .unwrap();
     let err = review(&mut r, &reviewer("omar", &["dba"]), Verdict::Deny, "  ", 11).unwrap_err();
     assert!(err.to_string().contains("needs a reason"), "{err}");
-    review(&mut r, &reviewer("omar", &["dba"]), Verdict::Deny, "not in a change window", 12).unwrap();
+    review(
+        &mut r,
+        &reviewer("omar", &["dba"]),
+        Verdict::Deny,
+        "not in a change window",
+        12,
+    )
+    .unwrap();
     assert_eq!(r.state, ApprovalState::Denied);
     assert_eq!(r.reviews.len(), 2, "every review is kept");
     let late = review(&mut r, &reviewer("lee", &["dba"]), Verdict::Approve, "", 13).unwrap_err();
-    assert!(matches!(late, ControlPlaneError::NotPending { .. }), "{late}");
+    assert!(
+        matches!(late, ControlPlaneError::NotPending { .. }),
+        "{late}"
+    );
 }
 
 #[test]
 fn an_expired_request_cannot_be_decided() {
     let mut r = pending(1);
-    let err = review(&mut r, &reviewer("dana", &["dba"]), Verdict::Approve, "", 1_000).unwrap_err();
+    let err = review(
+        &mut r,
+        &reviewer("dana", &["dba"]),
+        Verdict::Approve,
+        "",
+        1_000,
+    )
+    .unwrap_err();
     assert!(matches!(err, ControlPlaneError::NotPending { .. }), "{err}");
     assert_eq!(r.state, ApprovalState::Expired);
 }
@@ -95,11 +147,20 @@ fn an_expired_request_cannot_be_decided() {
 #[test]
 fn a_grant_binds_payload_identity_server_state_and_time() {
     let mut r = pending(1);
-    assert!(!usable(&r, "aa", "agent-7", "warehouse", 10), "pending is no grant");
+    assert!(
+        !usable(&r, "aa", "agent-7", "warehouse", 10),
+        "pending is no grant"
+    );
     r.state = ApprovalState::Approved;
     assert!(usable(&r, "aa", "agent-7", "warehouse", 10));
-    assert!(!usable(&r, "bb", "agent-7", "warehouse", 10), "other payload");
-    assert!(!usable(&r, "aa", "agent-8", "warehouse", 10), "other identity");
+    assert!(
+        !usable(&r, "bb", "agent-7", "warehouse", 10),
+        "other payload"
+    );
+    assert!(
+        !usable(&r, "aa", "agent-8", "warehouse", 10),
+        "other identity"
+    );
     assert!(!usable(&r, "aa", "agent-7", "crm", 10), "other server");
     assert!(!usable(&r, "aa", "agent-7", "warehouse", 1_000), "expired");
     r.state = ApprovalState::Consumed;
@@ -109,7 +170,12 @@ fn a_grant_binds_payload_identity_server_state_and_time() {
 #[test]
 fn ids_are_checked() {
     assert!(check_id("apr_0123456789abcdef").is_ok());
-    for bad in ["short", "has space in it", "../../etc/passwd", &"x".repeat(65)] {
+    for bad in [
+        "short",
+        "has space in it",
+        "../../etc/passwd",
+        &"x".repeat(65),
+    ] {
         assert!(check_id(bad).is_err(), "{bad}");
     }
 }

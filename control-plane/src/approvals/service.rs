@@ -76,7 +76,9 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceSubmitRequest>,
     ) -> Result<Response<api::ApprovalServiceSubmitResponse>, Status> {
-        let caller = self.auth().authorize(request.metadata(), Rpc::ApprovalSubmit)?;
+        let caller = self
+            .auth()
+            .authorize(request.metadata(), Rpc::ApprovalSubmit)?;
         let record = self.submit_as(caller, request.into_inner()).await?;
         Ok(Response::new(api::ApprovalServiceSubmitResponse {
             approval: one(&record),
@@ -89,7 +91,9 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceWatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let caller = self.auth().authorize(request.metadata(), Rpc::ApprovalWatch)?;
+        let caller = self
+            .auth()
+            .authorize(request.metadata(), Rpc::ApprovalWatch)?;
         let only = request.into_inner().approval_id;
         Ok(Response::new(self.watch_as(caller, only)))
     }
@@ -98,7 +102,9 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceConsumeRequest>,
     ) -> Result<Response<api::ApprovalServiceConsumeResponse>, Status> {
-        let caller = self.auth().authorize(request.metadata(), Rpc::ApprovalConsume)?;
+        let caller = self
+            .auth()
+            .authorize(request.metadata(), Rpc::ApprovalConsume)?;
         let used = self.consume_as(caller, request.into_inner()).await?;
         Ok(Response::new(api::ApprovalServiceConsumeResponse {
             consumed: used.is_some(),
@@ -110,7 +116,9 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceCancelRequest>,
     ) -> Result<Response<api::ApprovalServiceCancelResponse>, Status> {
-        let caller = self.auth().authorize(request.metadata(), Rpc::ApprovalCancel)?;
+        let caller = self
+            .auth()
+            .authorize(request.metadata(), Rpc::ApprovalCancel)?;
         let record = self
             .cancel_as(caller, request.into_inner().approval_id)
             .await?;
@@ -123,7 +131,8 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceListRequest>,
     ) -> Result<Response<api::ApprovalServiceListResponse>, Status> {
-        self.auth().authorize(request.metadata(), Rpc::ApprovalList)?;
+        self.auth()
+            .authorize(request.metadata(), Rpc::ApprovalList)?;
         let req = request.into_inner();
         let limit = match req.limit {
             0 => 100,
@@ -139,7 +148,8 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceGetRequest>,
     ) -> Result<Response<api::ApprovalServiceGetResponse>, Status> {
-        self.auth().authorize(request.metadata(), Rpc::ApprovalGet)?;
+        self.auth()
+            .authorize(request.metadata(), Rpc::ApprovalGet)?;
         let record = Approvals::get(self, request.into_inner().approval_id).await?;
         Ok(Response::new(api::ApprovalServiceGetResponse {
             approval: one(&record),
@@ -150,7 +160,9 @@ impl api::approval_service_server::ApprovalService for Approvals {
         &self,
         request: Request<api::ApprovalServiceDecideRequest>,
     ) -> Result<Response<api::ApprovalServiceDecideResponse>, Status> {
-        let caller = self.auth().authorize(request.metadata(), Rpc::ApprovalDecide)?;
+        let caller = self
+            .auth()
+            .authorize(request.metadata(), Rpc::ApprovalDecide)?;
         let req = request.into_inner();
         let verdict = convert::verdict(req.verdict).ok_or_else(|| {
             ControlPlaneError::InvalidArgument("verdict must be APPROVE or DENY".into())
@@ -210,4 +222,3 @@ impl Approvals {
         Box::pin(ReceiverStream::new(rx))
     }
 }
-

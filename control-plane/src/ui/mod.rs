@@ -24,7 +24,11 @@ const PAGE: &str = include_str!("page.html");
 const MAX_BODY: usize = 16 * 1024;
 
 /// Serves the page until `stopping` turns true.
-pub(crate) fn spawn(listener: TcpListener, approvals: Approvals, mut stopping: watch::Receiver<bool>) {
+pub(crate) fn spawn(
+    listener: TcpListener,
+    approvals: Approvals,
+    mut stopping: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -53,20 +57,30 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, ControlPlaneEr
         .map_err(|source| ControlPlaneError::Bind { addr, source })
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
 fn json_reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    reply(status, "application/json", serde_json::to_vec(body).unwrap_or_default())
+    reply(
+        status,
+        "application/json",
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
 }
 
 fn failure(err: ControlPlaneError) -> Response<Full<Bytes>> {
@@ -85,13 +99,18 @@ fn failure(err: ControlPlaneError) -> Response<Full<Bytes>> {
 async fn route(req: Request<Incoming>, approvals: Approvals) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/" | "/ui" | "/ui/") => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        (&Method::GET, "/" | "/ui" | "/ui/") => {
+            reply(StatusCode::OK, "text/html; charset=utf-8", PAGE)
+        }
         (&Method::GET, "/ui/api/approvals") => list(req, approvals).await.unwrap_or_else(failure),
         (&Method::POST, p) if p.starts_with("/ui/api/approvals/") && p.ends_with("/decide") => {
             let id = p["/ui/api/approvals/".len()..p.len() - "/decide".len()].to_owned();
             decide(req, approvals, id).await.unwrap_or_else(failure)
         }
-        _ => json_reply(StatusCode::NOT_FOUND, &json!({"error": "not found: the page is at /ui"})),
+        _ => json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not found: the page is at /ui"}),
+        ),
     }
 }
 
@@ -99,8 +118,13 @@ fn metadata(req: &Request<Incoming>) -> tonic::metadata::MetadataMap {
     tonic::metadata::MetadataMap::from_headers(req.headers().clone())
 }
 
-async fn list(req: Request<Incoming>, approvals: Approvals) -> Result<Response<Full<Bytes>>, ControlPlaneError> {
-    let caller = approvals.auth().authorize(&metadata(&req), Rpc::ApprovalList)?;
+async fn list(
+    req: Request<Incoming>,
+    approvals: Approvals,
+) -> Result<Response<Full<Bytes>>, ControlPlaneError> {
+    let caller = approvals
+        .auth()
+        .authorize(&metadata(&req), Rpc::ApprovalList)?;
     let records = approvals.list(false, 50).await?;
     Ok(json_reply(
         StatusCode::OK,
@@ -108,8 +132,14 @@ async fn list(req: Request<Incoming>, approvals: Approvals) -> Result<Response<F
     ))
 }
 
-async fn decide(req: Request<Incoming>, approvals: Approvals, id: String) -> Result<Response<Full<Bytes>>, ControlPlaneError> {
-    let caller = approvals.auth().authorize(&metadata(&req), Rpc::ApprovalDecide)?;
+async fn decide(
+    req: Request<Incoming>,
+    approvals: Approvals,
+    id: String,
+) -> Result<Response<Full<Bytes>>, ControlPlaneError> {
+    let caller = approvals
+        .auth()
+        .authorize(&metadata(&req), Rpc::ApprovalDecide)?;
     let bytes = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -120,7 +150,11 @@ async fn decide(req: Request<Incoming>, approvals: Approvals, id: String) -> Res
     let verdict = match body["verdict"].as_str() {
         Some("approve") => Verdict::Approve,
         Some("deny") => Verdict::Deny,
-        _ => return Err(ControlPlaneError::InvalidArgument("verdict must be \"approve\" or \"deny\"".into())),
+        _ => {
+            return Err(ControlPlaneError::InvalidArgument(
+                "verdict must be \"approve\" or \"deny\"".into(),
+            ))
+        }
     };
     let reason = body["reason"].as_str().unwrap_or_default().to_owned();
     let record = approvals.decide_as(caller, id, verdict, reason).await?;

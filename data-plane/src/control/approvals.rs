@@ -111,16 +111,22 @@ impl ApprovalClient {
     ) -> Result<Option<api::Approval>, tonic::Status> {
         let request = self.link.authorize(tonic::Request::new(request));
         let response = timed(self.grpc().consume(request)).await?.into_inner();
-        Ok(if response.consumed { response.approval } else { None })
+        Ok(if response.consumed {
+            response.approval
+        } else {
+            None
+        })
     }
 
     /// Cancels `id` in the background (the client went away).
     pub(crate) fn cancel(self: &Arc<Self>, id: String) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let request = this.link.authorize(tonic::Request::new(api::ApprovalServiceCancelRequest {
-                approval_id: id.clone(),
-            }));
+            let request =
+                this.link
+                    .authorize(tonic::Request::new(api::ApprovalServiceCancelRequest {
+                        approval_id: id.clone(),
+                    }));
             if let Err(status) = timed(this.grpc().cancel(request)).await {
                 tracing::warn!(approval = %id, error = %status.message(), "could not cancel an abandoned approval");
             }
@@ -139,7 +145,11 @@ async fn timed<T>(
 ) -> Result<T, tonic::Status> {
     tokio::time::timeout(CALL_TIMEOUT, call)
         .await
-        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("the control plane did not answer in time")))
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(
+                "the control plane did not answer in time",
+            ))
+        })
 }
 
 /// Keeps one `Watch` stream open for as long as the client lives.
@@ -147,9 +157,11 @@ async fn watch_loop(client: Weak<ApprovalClient>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(this) = client.upgrade() else { return };
-        let request = this.link.authorize(tonic::Request::new(api::ApprovalServiceWatchRequest {
-            approval_id: String::new(),
-        }));
+        let request = this
+            .link
+            .authorize(tonic::Request::new(api::ApprovalServiceWatchRequest {
+                approval_id: String::new(),
+            }));
         let mut grpc = this.grpc();
         drop(this);
         match grpc.watch(request).await {

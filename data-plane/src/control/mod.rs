@@ -45,9 +45,8 @@ impl ControlPlaneLink {
         if config.url.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
             if let Some(path) = &config.ca_cert {
-                let pem = std::fs::read(path).map_err(|e| {
-                    invalid(format!("cannot read ca_cert {}: {e}", path.display()))
-                })?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| invalid(format!("cannot read ca_cert {}: {e}", path.display())))?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             endpoint = endpoint
