@@ -343,3 +343,57 @@ fn held_calls_complete_after_the_control_plane_is_killed_and_restarted() {
         "both inserts happened: {report:#}"
     );
 }
+
+#[test]
+fn a_reviewer_approves_from_the_web_page_in_a_real_browser() {
+    if !sdk_tests_enabled("approvals") {
+        return;
+    }
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/install-test-deps (or set AIRLOCK_SKIP_NODE_TESTS=1)"
+    );
+    let stack = ApprovalStack::start(dba(60, 1, "sync"));
+    let screenshot = sdk_common::repo_root().join("target/approvals-review-page.png");
+    let (node, ui, shot) = (
+        sdk_common::node22(),
+        stack.ui_url.clone(),
+        screenshot.display().to_string(),
+    );
+    let browser = std::thread::spawn(move || {
+        sdk_common::run_json_client(&node, &["tests/sdk/review_page.mjs", &ui, DANA, &shot], &[])
+    });
+    // The page is open and signed in before the call exists: it must appear live.
+    std::thread::sleep(Duration::from_millis(1500));
+    let client = stack.run_client(held_insert_steps());
+    let page = browser.join().expect("browser thread");
+    assert!(page["error"].is_null(), "the page flow failed: {page:#}");
+    assert!(
+        page["signedInAs"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dana"),
+        "{page:#}"
+    );
+    assert_eq!(page["payloadShown"], true, "{page:#}");
+    assert_eq!(page["reviewShown"], true, "{page:#}");
+    let report = client.join().expect("client thread");
+    ok_step(&report, "held");
+    assert_eq!(
+        count(&report, "after"),
+        count(&report, "before") + 1,
+        "{report:#}"
+    );
+    let id = page["id"].as_str().expect("an approval id").to_owned();
+    runtime().block_on(async {
+        let approval = stack.get(&id).await;
+        assert_eq!(approval.state, ApprovalState::Consumed as i32);
+        assert_eq!(approval.reviews[0].reviewer, "dana");
+        assert_eq!(approval.reviews[0].reason, "checked in the browser");
+    });
+    assert!(
+        screenshot.exists(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+}
