@@ -56,6 +56,12 @@ impl ApprovalStack {
     /// Starts everything; `approval` replaces the policy's approval settings for
     /// `sql.write_on_prod` (a write on the prod demo database).
     pub fn start(approval: Value) -> ApprovalStack {
+        Self::start_with(approval, "")
+    }
+
+    /// Like [`ApprovalStack::start`], with `cp_extra` appended to the control plane's
+    /// config (e.g. a `[webhooks]` table).
+    pub fn start_with(approval: Value, cp_extra: &str) -> ApprovalStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let airlock = env!("CARGO_BIN_EXE_airlock");
         let mut demo_cmd = Command::new(airlock);
@@ -70,7 +76,8 @@ impl ApprovalStack {
         airlock_bundle::write_keypair(&dir.path().join("release")).expect("write a key pair");
         let cp_port = free_port();
         let cp_config = dir.path().join("control-plane.toml");
-        std::fs::write(&cp_config, control_plane_config(cp_port)).expect("write cp config");
+        std::fs::write(&cp_config, control_plane_config(cp_port) + cp_extra)
+            .expect("write cp config");
         let (control, ui_url) = start_control_plane(&cp_config);
         let cp_url = format!("http://127.0.0.1:{cp_port}");
 
