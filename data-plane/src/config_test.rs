@@ -110,3 +110,34 @@ fn duplicate_upstream_names_are_refused() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("upstreams[1].name"), "{err}");
 }
+
+#[test]
+fn control_plane_and_approvals_sections_are_validated() {
+    assert!(parse(VALID).unwrap().control_plane.is_none(), "optional");
+    std::env::set_var("AIRLOCK_TEST_CFG_NODE_TOKEN", "node-secret");
+    let text = format!(
+        "{VALID}[control_plane]\nurl = \"http://127.0.0.1:7443\"\ntoken = \"${{AIRLOCK_TEST_CFG_NODE_TOKEN}}\"\nnode_id = \"n1\"\n[approvals]\nkeepalive_s = 3\nmax_pending = 5\n"
+    );
+    let config = parse(&text).unwrap();
+    let cp = config.control_plane.unwrap();
+    assert_eq!(cp.token, "node-secret");
+    assert_eq!(cp.node_id, "n1");
+    assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
+    assert_eq!(config.approvals.max_pending, 5);
+    let cases = [
+        (
+            "[control_plane]\nurl = \"ftp://x\"\ntoken = \"t\"\n",
+            "control_plane.url",
+        ),
+        (
+            "[control_plane]\nurl = \"http://x\"\ntoken = \" \"\n",
+            "control_plane.token",
+        ),
+        ("[approvals]\nmax_pending = 0\n", "approvals.max_pending"),
+        ("[approvals]\nkeepalive = 3\n", "unknown field"),
+    ];
+    for (extra, expected) in cases {
+        let err = parse(&format!("{VALID}{extra}")).unwrap_err().to_string();
+        assert!(err.contains(expected), "{extra} => {err}");
+    }
+}
