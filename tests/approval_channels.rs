@@ -39,7 +39,8 @@ fn wait_state(stack: &ApprovalStack, id: &str, state: ApprovalState) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = rt.block_on(stack.get(id)).state;
+        // The proxy announces the id before its submission lands: absent means not yet.
+        let now = rt.block_on(stack.try_get(id)).map_or(-1, |a| a.state);
         if now == state as i32 {
             return;
         }

@@ -122,7 +122,7 @@ async fn run() -> BenchResult<()> {
     let (receipts_tx, mut receipts) = mpsc::unbounded_channel();
     let upstream_url = upstream(receipts_tx).await?;
 
-    let (_, public) = airlock_bundle::write_keypair(&dir.path().join("release"))?;
+    let (private, public) = airlock_bundle::write_keypair(&dir.path().join("release"))?;
     let tokens = vec![
         TokenEntry::from_plain("bench-node", NODE, &[Role::Node]),
         TokenEntry::from_plain("dana", REVIEWER, &[Role::Reviewer]).with_groups(&["dba"]),
@@ -135,18 +135,22 @@ async fn run() -> BenchResult<()> {
     ))
     .await?;
     let cp_url = format!("http://{}", plane.local_addr());
-    tokio::spawn(plane.run(std::future::pending()));
-
     std::fs::create_dir(dir.path().join("policies"))?;
     std::fs::write(dir.path().join("policies/bench.rego"), POLICY)?;
+    let key = airlock_bundle::SigningKey::from_file(&private)?;
+    let bundle =
+        airlock_bundle::build_from_dir(&dir.path().join("policies"), Some("bench-1"), &key)?;
+    plane.publish(bundle.bytes, "bench").await?;
+    tokio::spawn(plane.run(std::future::pending()));
+
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_requests = 4096\n[policy]\ndir = \"{}\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_requests = 4096\n\
          [[api_keys]]\nsubject = \"bench-agent\"\nsha256 = \"{}\"\n\
          [[upstreams]]\nname = \"db\"\nurl = \"{upstream_url}\"\nlabels = {{ env = \"prod\" }}\n\
-         [control_plane]\nurl = \"{cp_url}\"\ntoken = \"{NODE}\"\nnode_id = \"bench\"\n\
+         [control_plane]\nurl = \"{cp_url}\"\ntoken = \"{NODE}\"\nnode_id = \"bench\"\nbundle_public_keys = [\"{}\"]\n\
          [approvals]\nmax_pending = 2000\n",
-        dir.path().join("policies").display(),
         sha(KEY),
+        public.display(),
     );
     let proxy = Proxy::start(ProxyConfig::from_toml_str(
         &config,
@@ -157,6 +161,19 @@ async fn run() -> BenchResult<()> {
     tokio::spawn(proxy.run(std::future::pending()));
 
     let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    // The bundle arrives over the watch stream: wait until an allowed call passes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !call(&http, &mcp, "query", "SELECT 0", 0)
+        .await?
+        .contains("SELECT 0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never received the bundle"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while receipts.try_recv().is_ok() {}
     let grpc = ApprovalServiceClient::connect(cp_url).await?;
     println!("approval_release: {LATENCY_SAMPLES} sequential held calls, then {CONCURRENT} at once (loopback, one process)");
     latency(&http, &mcp, grpc.clone(), &mut receipts).await?;

@@ -103,19 +103,52 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
 }
 
 /// DNS-rebinding protection: a browser always sends `Origin`, so a present one must
-/// be on the allow-list. Non-browser clients send none, which is fine.
+/// be on the allow-list, or be the proxy's own loopback origin (a page served by
+/// the proxy's host itself). Non-browser clients send none, which is fine.
+///
+/// Same-origin alone is not enough: after a DNS rebinding, `Origin` and `Host` both
+/// say `evil.example:PORT`. A loopback host name in both is what a rebinding page
+/// cannot produce.
 pub(crate) fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ProxyError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("(not text)");
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) || is_loopback_self(headers, origin) {
         Ok(())
     } else {
         Err(ProxyError::OriginForbidden(
             origin.chars().take(100).collect(),
         ))
     }
+}
+
+/// True when `origin` is `http(s)://<loopback host>[:port]` and names exactly the
+/// `Host` the request was sent to.
+fn is_loopback_self(headers: &HeaderMap, origin: &str) -> bool {
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return false;
+    }
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => authority,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Reads the body, refusing it as soon as it passes `limit` (never buffering more).
@@ -191,5 +224,28 @@ mod tests {
         assert_eq!(err.status(), StatusCode::FORBIDDEN);
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&headers, &allowed).is_err());
+    }
+
+    #[test]
+    fn the_proxys_own_loopback_origin_is_allowed_but_a_rebound_name_is_not() {
+        let allowed = vec![];
+        let case = |origin: &'static str, host: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ORIGIN, HeaderValue::from_static(origin));
+            headers.insert(header::HOST, HeaderValue::from_static(host));
+            check_origin(&headers, &allowed).is_ok()
+        };
+        assert!(case("http://127.0.0.1:7331", "127.0.0.1:7331"));
+        assert!(case("http://localhost:7331", "localhost:7331"));
+        assert!(case("http://[::1]:7331", "[::1]:7331"));
+        // DNS rebinding: same origin, but not a loopback name.
+        assert!(!case("http://evil.example:7331", "evil.example:7331"));
+        // Loopback origin, but another host (or port) than the one addressed.
+        assert!(!case("http://127.0.0.1:9999", "127.0.0.1:7331"));
+        assert!(!case("http://localhost:7331", "evil.example:7331"));
+        assert!(!case(
+            "http://127.0.0.1.evil.example",
+            "127.0.0.1.evil.example"
+        ));
     }
 }

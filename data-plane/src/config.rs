@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::control::config::ControlPlaneConfig;
+use crate::control::config::RawControlPlane;
+
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,22 +63,14 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     server: RawServer,
+    #[serde(default)]
     policy: RawPolicy,
+    control_plane: Option<RawControlPlane>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
-    control_plane: Option<RawControlPlane>,
     approvals: Option<RawApprovals>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawControlPlane {
-    url: String,
-    token: String,
-    ca_cert: Option<PathBuf>,
-    node_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,9 +106,18 @@ struct RawServer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     #[serde(default = "default_eval_timeout_ms")]
     eval_timeout_ms: u64,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            dir: None,
+            eval_timeout_ms: default_eval_timeout_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,31 +197,20 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long in-flight requests may run after shutdown starts.
     pub shutdown_grace: Duration,
-    /// The policy bundle directory (relative paths resolved against the config file).
-    pub policy_dir: PathBuf,
+    /// The policy bundle directory (relative paths resolved against the config file);
+    /// `None` when the bundle comes from the control plane.
+    pub policy_dir: Option<PathBuf>,
+    /// The control plane to take bundles from and report to (`[control_plane]`);
+    /// exactly one of this and `policy_dir` is set.
+    pub control_plane: Option<ControlPlaneConfig>,
     /// Budget for one policy evaluation.
     pub eval_timeout: Duration,
     /// Static API keys.
     pub api_keys: Vec<ApiKeyConfig>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
-    /// The control plane (`[control_plane]`); without it, held calls are refused.
-    pub control_plane: Option<ControlPlaneConfig>,
-    /// How held calls wait (`[approvals]`).
+    /// How held calls wait (`[approvals]`; they need `[control_plane]`).
     pub approvals: ApprovalsConfig,
-}
-
-/// The control plane this node talks to (`[control_plane]`).
-#[derive(Debug, Clone)]
-pub struct ControlPlaneConfig {
-    /// gRPC URL, `http://` or `https://`.
-    pub url: String,
-    /// The node's bearer token (env references resolved).
-    pub token: String,
-    /// PEM CA certificate to trust for `https://`.
-    pub ca_cert: Option<PathBuf>,
-    /// This node's id (default: the host name).
-    pub node_id: String,
 }
 
 /// How held calls wait (`[approvals]`).
@@ -286,12 +279,12 @@ impl ProxyConfig {
 
 // === impl Validator ===
 
-struct Validator<'a> {
-    origin: &'a Path,
+pub(crate) struct Validator<'a> {
+    pub(crate) origin: &'a Path,
 }
 
 impl Validator<'_> {
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -316,6 +309,8 @@ impl Validator<'_> {
         })?;
         self.check_limits(s)?;
         let session_secret = self.session_secret(s)?;
+        let (policy_dir, control_plane) =
+            self.policy_source(raw.policy.dir.as_ref(), raw.control_plane.as_ref())?;
         if raw.upstreams.is_empty() {
             return Err(self.invalid(
                 "upstreams",
@@ -333,45 +328,13 @@ impl Validator<'_> {
             request_timeout: Duration::from_secs(s.request_timeout_s),
             connect_timeout: Duration::from_millis(s.connect_timeout_ms.max(1)),
             shutdown_grace: Duration::from_secs(s.shutdown_grace_s),
-            policy_dir: self.anchor(&raw.policy.dir),
+            policy_dir,
+            control_plane,
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
-            control_plane: self.control_plane(raw.control_plane.as_ref())?,
             approvals: self.approvals(raw.approvals.as_ref())?,
         })
-    }
-
-    fn control_plane(
-        &self,
-        raw: Option<&RawControlPlane>,
-    ) -> Result<Option<ControlPlaneConfig>, ConfigError> {
-        let Some(raw) = raw else { return Ok(None) };
-        if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
-            return Err(self.invalid(
-                "control_plane.url",
-                format!("`{}` is not an http:// or https:// URL", raw.url),
-                "e.g. \"http://127.0.0.1:7443\"",
-            ));
-        }
-        let token = self.resolve_env("control_plane.token", &raw.token)?;
-        if token.trim().is_empty() {
-            return Err(self.invalid(
-                "control_plane.token",
-                "is empty",
-                "give the node token, e.g. token = \"${AIRLOCK_NODE_TOKEN}\"",
-            ));
-        }
-        let node_id = match &raw.node_id {
-            Some(id) => id.clone(),
-            None => std::env::var("HOSTNAME").unwrap_or_else(|_| "airlock-proxy".to_owned()),
-        };
-        Ok(Some(ControlPlaneConfig {
-            url: raw.url.clone(),
-            token,
-            ca_cert: raw.ca_cert.as_deref().map(|p| self.anchor(p)),
-            node_id,
-        }))
     }
 
     fn approvals(&self, raw: Option<&RawApprovals>) -> Result<ApprovalsConfig, ConfigError> {
@@ -453,7 +416,7 @@ impl Validator<'_> {
     }
 
     /// Relative paths are relative to the config file, not to the working directory.
-    fn anchor(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn anchor(&self, dir: &Path) -> PathBuf {
         match self.origin.parent() {
             Some(parent) if dir.is_relative() && !parent.as_os_str().is_empty() => parent.join(dir),
             _ => dir.to_owned(),
@@ -582,7 +545,7 @@ impl Validator<'_> {
     }
 
     /// Replaces every `${NAME}` with the environment variable's value.
-    fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
+    pub(crate) fn resolve_env(&self, key: &str, value: &str) -> Result<String, ConfigError> {
         let mut out = String::with_capacity(value.len());
         let mut rest = value;
         while let Some(start) = rest.find("${") {

@@ -28,7 +28,10 @@ fn a_valid_config_becomes_typed_values_with_defaults() {
     assert_eq!(config.max_body_bytes, 4 * 1024 * 1024);
     assert_eq!(config.max_depth, 64);
     assert_eq!(config.request_timeout, Duration::from_secs(300));
-    assert_eq!(config.policy_dir, PathBuf::from("/etc/airlock/policies"));
+    assert_eq!(
+        config.policy_dir,
+        Some(PathBuf::from("/etc/airlock/policies"))
+    );
     assert_eq!(config.api_keys[0].kind, "agent");
     assert_eq!(config.upstreams[0].labels["env"], "prod");
     assert_eq!(
@@ -111,29 +114,94 @@ fn duplicate_upstream_names_are_refused() {
     assert!(err.contains("upstreams[1].name"), "{err}");
 }
 
-#[test]
-fn control_plane_and_approvals_sections_are_validated() {
-    assert!(parse(VALID).unwrap().control_plane.is_none(), "optional");
-    std::env::set_var("AIRLOCK_TEST_CFG_NODE_TOKEN", "node-secret");
-    let text = format!(
-        "{VALID}[control_plane]\nurl = \"http://127.0.0.1:7443\"\ntoken = \"${{AIRLOCK_TEST_CFG_NODE_TOKEN}}\"\nnode_id = \"n1\"\n[approvals]\nkeepalive_s = 3\nmax_pending = 5\n"
+/// VALID with `[policy] dir` replaced by a `[control_plane]` table trusting a fresh key.
+fn with_control_plane(extra: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    airlock_bundle::write_keypair(&dir.path().join("bundle")).unwrap();
+    let table = format!(
+        "[control_plane]\nurl = \"http://127.0.0.1:7443\"\ntoken = \"node-token\"\nbundle_public_keys = [\"bundle.pub\"]\n{extra}\n"
     );
-    let config = parse(&text).unwrap();
+    let text = VALID.replace("[policy]\ndir = \"policies\"\n", &table);
+    (dir, text)
+}
+
+fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<ProxyConfig, ConfigError> {
+    ProxyConfig::from_toml_str(text, &dir.path().join("airlock.toml"))
+}
+
+#[test]
+fn a_control_plane_table_replaces_the_policy_dir() {
+    let (dir, text) = with_control_plane("node_id = \"proxy-a\"\nbundle_cache_dir = \"cache\"");
+    let config = parse_in(&dir, &text).unwrap();
+    assert!(config.policy_dir.is_none());
     let cp = config.control_plane.unwrap();
-    assert_eq!(cp.token, "node-secret");
-    assert_eq!(cp.node_id, "n1");
-    assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
-    assert_eq!(config.approvals.max_pending, 5);
+    assert_eq!(cp.node_id, "proxy-a");
+    assert_eq!(cp.bundle_keys.len(), 1);
+    assert_eq!(cp.bundle_cache_dir, Some(dir.path().join("cache")));
+    assert_eq!(cp.heartbeat, Duration::from_secs(10));
+
+    let (dir, text) = with_control_plane("");
+    let generated = parse_in(&dir, &text)
+        .unwrap()
+        .control_plane
+        .unwrap()
+        .node_id;
+    assert!(generated.len() > 9, "{generated}");
+}
+
+#[test]
+fn control_plane_mistakes_are_refused_with_the_key() {
     let cases = [
+        ("", "[policy]\ndir = \"p\"\n", "policy.dir"),
+        ("node_id = \"a b\"", "", "control_plane.node_id"),
+        ("heartbeat_s = 0", "", "control_plane.heartbeat_s"),
+    ];
+    for (extra, append, key) in cases {
+        let (dir, text) = with_control_plane(extra);
+        let err = parse_in(&dir, &format!("{text}{append}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+    let (dir, text) = with_control_plane("");
+    let broken = [
         (
-            "[control_plane]\nurl = \"ftp://x\"\ntoken = \"t\"\n",
+            text.replace("http://127.0.0.1:7443", "127.0.0.1:7443"),
             "control_plane.url",
         ),
         (
-            "[control_plane]\nurl = \"http://x\"\ntoken = \" \"\n",
-            "control_plane.token",
+            text.replace("[\"bundle.pub\"]", "[]"),
+            "control_plane.bundle_public_keys",
         ),
+        (
+            text.replace("bundle.pub", "missing.pub"),
+            "bundle_public_keys[0]",
+        ),
+        (
+            VALID.replace("[policy]\ndir = \"policies\"\n", ""),
+            "policy.dir",
+        ),
+    ];
+    for (text, key) in broken {
+        let err = parse_in(&dir, &text).unwrap_err().to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+}
+
+#[test]
+fn the_approvals_section_is_validated() {
+    let defaults = parse(VALID).unwrap().approvals;
+    assert_eq!(defaults.keepalive, Duration::from_secs(10));
+    assert_eq!(defaults.max_pending, 10_000);
+    let config = parse(&format!(
+        "{VALID}[approvals]\nkeepalive_s = 3\nmax_pending = 5\n"
+    ))
+    .unwrap();
+    assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
+    assert_eq!(config.approvals.max_pending, 5);
+    let cases = [
         ("[approvals]\nmax_pending = 0\n", "approvals.max_pending"),
+        ("[approvals]\nkeepalive_s = 0\n", "approvals.keepalive_s"),
         ("[approvals]\nkeepalive = 3\n", "unknown field"),
     ];
     for (extra, expected) in cases {

@@ -27,6 +27,9 @@ pub(crate) struct Shared {
     pub(crate) allowed_origins: Vec<String>,
     /// Permits for MCP requests in progress (load shedding).
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// The control-plane link (bundles, status; approvals and audit reuse it),
+    /// `None` in directory mode.
+    pub(crate) control: Option<crate::control::ControlPlaneLink>,
     /// Approvals on the control plane; `None` without `[control_plane]` (held
     /// calls are then refused).
     pub(crate) approvals: Option<Arc<crate::control::approvals::ApprovalClient>>,

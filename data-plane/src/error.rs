@@ -58,6 +58,9 @@ pub enum ProxyError {
     /// The policy bundle could not be loaded at start-up.
     #[error("cannot load the policy bundle: {0}; fix the policies (try `airlock policy test DIR`) and restart")]
     Policy(String),
+    /// The control-plane link could not be set up at start-up.
+    #[error("cannot set up the control-plane link: {0}; fix the [control_plane] table")]
+    ControlPlane(String),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}; pick another address with --listen")]
     Bind {
@@ -162,6 +165,7 @@ impl ProxyError {
             ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Config(_)
             | ProxyError::Policy(_)
+            | ProxyError::ControlPlane(_)
             | ProxyError::Bind { .. }
             | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -188,6 +192,7 @@ impl ProxyError {
             ProxyError::Overloaded => codes::OVERLOADED,
             ProxyError::Config(_)
             | ProxyError::Policy(_)
+            | ProxyError::ControlPlane(_)
             | ProxyError::Bind { .. }
             | ProxyError::Internal(_) => codes::INTERNAL_ERROR,
         }

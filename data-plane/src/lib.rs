@@ -36,6 +36,7 @@ pub use config::{ConfigError, ProxyConfig};
 pub use error::{codes, ProxyError};
 
 use crate::authenticate::ApiKeys;
+use crate::control::{ControlPlaneLink, FleetTasks};
 use crate::ctx::Shared;
 use crate::session::{CallCounter, SessionSeal};
 use crate::upstream::http::HttpClient;
@@ -57,8 +58,19 @@ pub struct Proxy {
     shared: Arc<Shared>,
     store: Arc<PolicyStore>,
     shutdown_grace: Duration,
-    // Keeps hot-reloading the policy directory while the proxy lives.
-    _watcher: BundleWatcher,
+    // Keeps the policy current while the proxy lives.
+    _source: PolicySource,
+}
+
+/// Where the policy comes from; dropping it stops the watching (the fields are
+/// held for their `Drop`).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum PolicySource {
+    /// `[policy] dir`, hot-reloaded.
+    Dir(BundleWatcher),
+    /// `[control_plane]`: the bundle follower and the node reporter.
+    ControlPlane(FleetTasks),
 }
 
 impl std::fmt::Debug for Proxy {
@@ -70,11 +82,11 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// Loads and watches the policy directory, and binds the listener.
+    /// Loads and watches the policy directory, or connects to the control plane
+    /// (serving the cached bundle meanwhile, if any), and binds the listener.
     pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
         let store = Arc::new(PolicyStore::new(config.eval_timeout));
-        let watcher = watch_dir(Arc::clone(&store), &config.policy_dir)
-            .map_err(|e| ProxyError::Policy(format!("{} ({})", e, config.policy_dir.display())))?;
+        let (source, control) = policy_source(&config, &store).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -114,13 +126,10 @@ impl Proxy {
             max_response_bytes: config.max_body_bytes.saturating_mul(4),
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
-            approvals: match &config.control_plane {
-                Some(cp) => Some(control::approvals::ApprovalClient::start(
-                    control::ControlPlaneLink::new(cp)?,
-                    &config.approvals,
-                )),
-                None => None,
-            },
+            approvals: control
+                .clone()
+                .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
+            control,
         });
         Ok(Proxy {
             listener,
@@ -128,7 +137,7 @@ impl Proxy {
             shared,
             store,
             shutdown_grace: config.shutdown_grace,
-            _watcher: watcher,
+            _source: source,
         })
     }
 
@@ -142,14 +151,42 @@ impl Proxy {
         Arc::clone(&self.store)
     }
 
+    /// The link to the control plane, when `[control_plane]` is configured.
+    pub fn control_plane(&self) -> Option<ControlPlaneLink> {
+        self.shared.control.clone()
+    }
+
     /// Serves until `shutdown` resolves; then stops accepting and lets in-flight
     /// requests finish for at most `server.shutdown_grace_s`.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
-        let _watcher = self._watcher;
+        let _source = self._source;
         accept::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await;
         Ok(())
+    }
+}
+
+/// Starts watching the one configured policy source (validation made sure there is
+/// exactly one).
+async fn policy_source(
+    config: &ProxyConfig,
+    store: &Arc<PolicyStore>,
+) -> Result<(PolicySource, Option<ControlPlaneLink>), ProxyError> {
+    match (&config.control_plane, &config.policy_dir) {
+        (Some(control_plane), _) => {
+            let (link, tasks) = control::start(control_plane, Arc::clone(store)).await?;
+            tracing::info!(node = link.node_id(), url = %control_plane.url, "taking policy bundles from the control plane");
+            Ok((PolicySource::ControlPlane(tasks), Some(link)))
+        }
+        (None, Some(dir)) => {
+            let watcher = watch_dir(Arc::clone(store), dir)
+                .map_err(|e| ProxyError::Policy(format!("{} ({})", e, dir.display())))?;
+            Ok((PolicySource::Dir(watcher), None))
+        }
+        (None, None) => Err(ProxyError::Policy(
+            "no policy source: set [policy] dir or [control_plane]".to_owned(),
+        )),
     }
 }

@@ -198,8 +198,10 @@ fn sse_body(ctx: Arc<RequestCtx>, mut body: Incoming, listing: Vec<Value>) -> Pr
 
 /// What to send the client for one upstream event, if anything.
 fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, listing: &[Value]) -> Option<Bytes> {
-    if !event.has_data {
-        return Some(event.raw.clone()); // comments and keep-alives carry no message
+    // Comments, keep-alives and priming events (an `id` with empty data, sent for
+    // resumability) carry no message: forward them untouched.
+    if !event.has_data || event.data.iter().all(u8::is_ascii_whitespace) {
+        return Some(event.raw.clone());
     }
     let payload = match decode(&event.data, &response_limits(ctx)) {
         Ok(payload) => payload,

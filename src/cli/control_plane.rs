@@ -38,14 +38,21 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<ExitCode> {
     let plane = airlock_control_plane::ControlPlane::start(config)
         .await
         .context("starting the control plane")?;
-    eprintln!(
-        "airlock control plane listening on {scheme}://{} (data in {}); Ctrl-C to stop",
-        plane.local_addr(),
-        data_dir.display()
-    );
-    if let Some(addr) = plane.ui_addr() {
-        eprintln!("airlock reviewer page on http://{addr}/ui");
+    {
+        // Tests and scripts parse this line: keep its shape.
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "airlock control-plane listening on {scheme}://{}",
+            plane.local_addr()
+        )?;
+        if let Some(addr) = plane.ui_addr() {
+            writeln!(stdout, "airlock reviewer page on http://{addr}/ui")?;
+        }
+        stdout.flush()?;
     }
+    eprintln!("data in {}; Ctrl-C or SIGTERM to stop", data_dir.display());
     plane.run(super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

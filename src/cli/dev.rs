@@ -1,5 +1,7 @@
-//! `airlock dev`: the demo MCP server and a proxy with the default policies, on
-//! loopback, with fresh credentials, and instructions on stdout.
+//! `airlock dev`: a control plane, the demo MCP server and a proxy on loopback,
+//! with fresh credentials and a throw-away signing key, and instructions on stdout.
+//! The default policies are published as the first bundle; the proxy takes its
+//! policy from the control plane, so `airlock bundle push` changes it live.
 
 use anyhow::Context;
 use clap::Args;
@@ -11,17 +13,23 @@ use tokio::sync::watch;
 /// Arguments of `airlock dev`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  airlock dev                     # then follow the printed instructions\n  airlock dev --port 0            # any free port\n  airlock dev --policies ./my-policies --log-stderr"
+    after_help = "Example:\n  airlock dev                     # then follow the printed instructions\n  airlock dev --port 0 --control-plane-port 0   # any free ports\n  airlock dev --policies ./my-policies --log-stderr\n\nIn another shell, paste the printed `export` lines, then e.g.:\n  airlock bundle list\n  airlock bundle push policies/ --signing-key \"$AIRLOCK_SIGNING_KEY\"\n  airlock nodes list"
 )]
 pub struct DevArgs {
     /// Loopback port of the proxy (0 = any free port). If the port is taken,
     /// a free one is used instead and printed.
     #[arg(long, default_value_t = 7331)]
     pub port: u16,
-    /// Policy directory (Rego + data.json); edits reload live.
+    /// Loopback port of the control plane (0 = any free port). If the port is
+    /// taken, a free one is used instead and printed.
+    #[arg(long, default_value_t = 7443)]
+    pub control_plane_port: u16,
+    /// Policy directory (Rego + data.json) published as the first bundle. Later
+    /// changes go through the control plane: `airlock bundle push DIR`.
     #[arg(long, default_value = "policies")]
     pub policies: PathBuf,
-    /// Where config and logs go. Default: a fresh temporary directory, removed on exit.
+    /// Where the control plane's data, the signing key, config and logs go.
+    /// Default: a fresh temporary directory, removed on exit.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Write logs to stderr instead of the log file in the data directory.
@@ -30,10 +38,14 @@ pub struct DevArgs {
 }
 
 /// Credentials minted for one `airlock dev` run.
-struct DevSecrets {
+pub(super) struct DevSecrets {
     agent_key: String,
     readonly_key: String,
     upstream_token: String,
+    /// Control-plane token of the operator (admin + reviewer), for the CLI.
+    pub(super) operator_token: String,
+    /// Control-plane token of the proxy (node).
+    pub(super) node_token: String,
 }
 
 impl DevSecrets {
@@ -42,6 +54,8 @@ impl DevSecrets {
             agent_key: format!("ak_demo_{}", random_hex(16)),
             readonly_key: format!("ak_readonly_{}", random_hex(16)),
             upstream_token: format!("upstream_{}", random_hex(16)),
+            operator_token: format!("cp_operator_{}", random_hex(16)),
+            node_token: format!("cp_node_{}", random_hex(16)),
         }
     }
 }
@@ -71,6 +85,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let secrets = DevSecrets::generate();
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let plane = super::dev_control::start(&data_dir, args.control_plane_port, &secrets).await?;
+    let revision = plane.publish_policies(&policies).await?;
+    let link = super::dev_control::Link {
+        url: plane.url(),
+        public_key: plane.public_key.clone(),
+        signing_key: plane.signing_key.clone(),
+    };
+    let plane_task = tokio::spawn(plane.plane.run(stopped(stop_rx.clone())));
+
     let demo = airlock_demo::DemoServer::bind(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         airlock_demo::DemoOptions {
@@ -83,7 +106,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let demo_url = demo.url();
 
     let config_path = data_dir.join("airlock.toml");
-    let proxy = start_proxy(&args, &config_path, &policies, &demo_url, &secrets).await?;
+    let proxy = start_proxy(&args, &config_path, &link, &demo_url, &secrets).await?;
+    super::dev_control::wait_ready(&proxy).await?;
     let endpoint = format!("http://{}/mcp/demo", proxy.local_addr());
 
     let demo_task = tokio::spawn(demo.run(stopped(stop_rx.clone())));
@@ -93,6 +117,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         endpoint: &endpoint,
         demo_url: &demo_url,
         policies: &policies,
+        revision: &revision,
+        control_plane: &link.url,
+        signing_key: &link.signing_key,
         data_dir: &data_dir,
         config_path: &config_path,
         log_path: (!args.log_stderr).then_some(log_path.as_path()),
@@ -102,11 +129,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     crate::cli::shutdown_signal().await;
     eprintln!("\nstopping airlock dev...");
     let _ = stop_tx.send(true);
-    let (demo_res, proxy_res) = tokio::join!(demo_task, proxy_task);
+    let (plane_res, demo_res, proxy_res) = tokio::join!(plane_task, demo_task, proxy_task);
     demo_res
         .context("demo server task")?
         .context("demo server")?;
     proxy_res.context("proxy task")?.context("proxy")?;
+    plane_res
+        .context("control plane task")?
+        .context("control plane")?;
     eprintln!("stopped.");
     Ok(ExitCode::SUCCESS)
 }
@@ -153,13 +183,13 @@ fn init_dev_logging(to_stderr: bool, log_path: &Path) -> anyhow::Result<()> {
 async fn start_proxy(
     args: &DevArgs,
     config_path: &Path,
-    policies: &Path,
+    link: &super::dev_control::Link,
     demo_url: &str,
     secrets: &DevSecrets,
 ) -> anyhow::Result<airlock_data_plane::Proxy> {
     let mut port = args.port;
     loop {
-        let text = proxy_config(port, policies, demo_url, secrets);
+        let text = proxy_config(port, link, demo_url, secrets);
         std::fs::write(config_path, &text)
             .with_context(|| format!("writing {}", config_path.display()))?;
         let config = airlock_data_plane::ProxyConfig::from_file(config_path)
@@ -175,22 +205,33 @@ async fn start_proxy(
     }
 }
 
-fn is_addr_in_use(err: &airlock_data_plane::ProxyError) -> bool {
+pub(super) fn is_addr_in_use(err: &dyn std::fmt::Display) -> bool {
     let text = format!("{err:#}").to_lowercase();
     text.contains("address already in use") || text.contains("addrinuse")
 }
 
 /// The proxy configuration `airlock dev` runs with; written to the data directory
 /// so users can read it and start from it.
-fn proxy_config(port: u16, policies: &Path, demo_url: &str, secrets: &DevSecrets) -> String {
+fn proxy_config(
+    port: u16,
+    link: &super::dev_control::Link,
+    demo_url: &str,
+    secrets: &DevSecrets,
+) -> String {
     format!(
         r#"# Written by `airlock dev`. A starting point for your own `airlock proxy --config`.
 [server]
 listen = "127.0.0.1:{port}"
 allowed_origins = ["http://localhost:6274", "http://127.0.0.1:6274"]
 
-[policy]
-dir = {policies:?}
+# The policy comes from the control plane: signed bundles, verified with this key.
+# (In production, write token = "${{AIRLOCK_NODE_TOKEN}}" instead of the token.)
+[control_plane]
+url = "{plane_url}"
+token = "{node_token}"
+node_id = "dev-proxy"
+bundle_public_keys = [{public_key:?}]
+heartbeat_s = 5
 
 # API keys are stored as SHA-256 hashes; the keys themselves were printed once.
 [[api_keys]]
@@ -212,7 +253,9 @@ labels = {{ env = "prod" }}
 # Only the proxy holds the upstream's credential; agents never see it.
 headers = {{ Authorization = "Bearer {upstream}" }}
 "#,
-        policies = policies.display().to_string(),
+        plane_url = link.url,
+        node_token = secrets.node_token,
+        public_key = link.public_key.display().to_string(),
         agent = sha256_hex(&secrets.agent_key),
         readonly = sha256_hex(&secrets.readonly_key),
         upstream = secrets.upstream_token,
@@ -223,6 +266,9 @@ struct Instructions<'a> {
     endpoint: &'a str,
     demo_url: &'a str,
     policies: &'a Path,
+    revision: &'a str,
+    control_plane: &'a str,
+    signing_key: &'a Path,
     data_dir: &'a Path,
     config_path: &'a Path,
     log_path: Option<&'a Path>,
@@ -238,11 +284,15 @@ fn print_instructions(i: &Instructions<'_>) {
     println!(
         r#"
 Airlock dev is running: demo MCP server <- airlock proxy <- your agent
+                                             ^ signed policy bundles
+                                       airlock control plane
 
 MCP endpoint: {endpoint}
 API key: {key}
 
-  policies    {policies} (edit a .rego file: the proxy reloads it live)
+  policies    {policies}, published as bundle {revision}
+  control     {control_plane} (gRPC; the proxy watches its active bundle)
+  signing key {signing_key}
   upstream    {demo_url} (labelled env=prod; only the proxy holds its token)
   config      {config}
   logs        {logs}
@@ -270,6 +320,16 @@ What to expect with the default policies:
   execute INSERT/UPDATE ...  held: approval required for writes on env=prod
   http_request to a host off the allow-list   denied (egress.host_not_allowed)
 
+Use every `airlock` CLI command from another shell (admin + reviewer token):
+  export AIRLOCK_CONTROL_PLANE={control_plane}
+  export AIRLOCK_TOKEN={operator_token}
+  export AIRLOCK_SIGNING_KEY={signing_key}
+  airlock bundle list
+  airlock nodes list
+Change the policy live: edit a .rego file, then
+  airlock bundle push {policies} --signing-key {signing_key}
+(the proxy verifies, compiles and swaps it in; roll back with `airlock bundle activate REV`)
+
 Data directory: {data_dir}
 Press Ctrl-C to stop.
 "#,
@@ -278,6 +338,10 @@ Press Ctrl-C to stop.
         demo_url = i.demo_url,
         config = i.config_path.display(),
         readonly = i.secrets.readonly_key,
+        revision = i.revision,
+        control_plane = i.control_plane,
+        operator_token = i.secrets.operator_token,
+        signing_key = i.signing_key.display(),
         data_dir = i.data_dir.display(),
         curl_read = curl_example(
             i.endpoint,
@@ -290,7 +354,7 @@ Press Ctrl-C to stop.
             i.endpoint,
             key,
             "execute",
-            "UPDATE customers SET city = 'Oslo' WHERE id = 1"
+            "UPDATE customers SET city = upper(city) WHERE id = 1"
         ),
     );
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod control_plane;
 pub mod demo;
 pub mod dev;
+mod dev_control;
 pub mod nodes;
 pub mod policy;
 pub mod proxy;

@@ -24,6 +24,14 @@ Example airlock.toml (every key is checked; a typo stops the start-up):
   dir = \"policies\"                                # Rego + data.json, hot-reloaded
   eval_timeout_ms = 100
 
+  # Or, instead of [policy] dir, signed bundles from the control plane:
+  # [control_plane]
+  # url = \"http://127.0.0.1:7443\"
+  # token = \"${AIRLOCK_NODE_TOKEN}\"                # a token with the role node
+  # bundle_public_keys = [\"release.pub\"]          # from `airlock bundle keygen`
+  # bundle_cache_dir = \"cache\"                    # optional: start while it is down
+  # node_id = \"proxy-a\", heartbeat_s = 10, ca_cert = \"ca.pem\" (https)
+
   [[api_keys]]                                     # clients send Authorization: Bearer <key>
   subject = \"demo-agent\"
   sha256 = \"<printf %s \\\"$KEY\\\" | sha256sum>\"

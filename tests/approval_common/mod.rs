@@ -89,14 +89,14 @@ impl ApprovalStack {
                 .expect("data.json");
         data["airlock_config"]["approvals"]["sql.write_on_prod"] = approval;
         std::fs::write(&data_path, data.to_string()).expect("write data.json");
+        // Its test pins the default approval settings this stack just changed.
+        std::fs::remove_file(policy_dir.join("sql_test.rego")).expect("remove sql_test.rego");
+        push_bundle(&policy_dir, &dir.path().join("release.key"), &cp_url);
 
         let api_key = fresh_key();
         let proxy_config = format!(
             r#"[server]
 listen = "127.0.0.1:0"
-
-[policy]
-dir = "{policy}"
 
 [[api_keys]]
 subject = "demo-agent"
@@ -112,11 +112,11 @@ labels = {{ env = "prod" }}
 url = "{cp_url}"
 token = "${{AIRLOCK_TEST_NODE_TOKEN}}"
 node_id = "proxy-test"
+bundle_public_keys = ["release.pub"]
 
 [approvals]
 keepalive_s = 1
 "#,
-            policy = policy_dir.display(),
             key = sha(&api_key),
         );
         let proxy_path = dir.path().join("proxy.toml");
@@ -207,6 +207,21 @@ keepalive_s = 1
         }
     }
 
+    /// One approval by id; `None` while the control plane does not know it (yet).
+    pub async fn try_get(&self, id: &str) -> Option<api::Approval> {
+        let request = request(
+            ADMIN,
+            api::ApprovalServiceGetRequest {
+                approval_id: id.into(),
+            },
+        );
+        match self.approvals().await.get(request).await {
+            Ok(response) => response.into_inner().approval,
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => panic!("get approval {id}: {status:?}"),
+        }
+    }
+
     /// One approval by id.
     pub async fn get(&self, id: &str) -> api::Approval {
         self.approvals()
@@ -283,10 +298,34 @@ fn start_control_plane(config: &std::path::Path) -> (Process, String) {
     let (mut process, _) = Process::start(
         "airlock control-plane",
         cmd,
-        "airlock control plane listening on",
+        "airlock control-plane listening on",
     );
     let ui = process.wait_for_line("airlock reviewer page on ");
     (process, ui)
+}
+
+/// Builds, signs and publishes `dir` as the active bundle (as the admin).
+fn push_bundle(dir: &std::path::Path, key: &std::path::Path, cp_url: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args([
+            "--control-plane",
+            cp_url,
+            "--token",
+            ADMIN,
+            "bundle",
+            "push",
+        ])
+        .arg(dir)
+        .arg("--signing-key")
+        .arg(key)
+        .output()
+        .expect("run airlock bundle push");
+    assert!(
+        output.status.success(),
+        "airlock bundle push failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The number of customers, as the result text of a `SELECT COUNT(*) AS n` step.

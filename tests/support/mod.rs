@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+pub mod fleet;
 pub mod recording;
 
 /// API keys the proxies under test know.
@@ -111,6 +112,7 @@ pub struct ProxyBuilder {
     policy: Option<String>,
     extra_server: String,
     envs: Vec<(String, String)>,
+    control_plane: Option<String>,
 }
 
 impl Default for ProxyBuilder {
@@ -126,7 +128,15 @@ impl ProxyBuilder {
             policy: None,
             extra_server: String::new(),
             envs: vec![("AIRLOCK_TEST_UPSTREAM_TOKEN".into(), UPSTREAM_TOKEN.into())],
+            control_plane: None,
         }
+    }
+
+    /// Takes the policy from a control plane: `table` is the `[control_plane]`
+    /// table (absolute paths), replacing `[policy] dir`.
+    pub fn control_plane(mut self, table: &str) -> Self {
+        self.control_plane = Some(table.to_owned());
+        self
     }
 
     /// Adds an upstream; the demo's token is injected as `Authorization`.
@@ -167,11 +177,13 @@ impl ProxyBuilder {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"http://localhost:6274\"]\n\
              session_secret = \"test-session-secret-0123456789abcdef\"\n{extra}\n\
-             [policy]\ndir = \"policies\"\neval_timeout_ms = 1000\n\n\
+             [policy]\n{policy}eval_timeout_ms = 1000\n{control_plane}\n\
              [[api_keys]]\nsubject = \"demo-agent\"\nsha256 = \"{agent}\"\ngroups = [\"agents\"]\nkind = \"agent\"\n\n\
              [[api_keys]]\nsubject = \"reader\"\nsha256 = \"{readonly}\"\ngroups = [\"readonly\"]\nkind = \"agent\"\n\n\
              [[api_keys]]\nsubject = \"other-agent\"\nsha256 = \"{other}\"\ngroups = [\"agents\"]\nkind = \"agent\"\n\n{upstreams}",
             extra = self.extra_server,
+            policy = if self.control_plane.is_some() { "" } else { "dir = \"policies\"\n" },
+            control_plane = self.control_plane.as_deref().unwrap_or_default(),
             agent = sha256_hex(AGENT_KEY),
             readonly = sha256_hex(READONLY_KEY),
             other = sha256_hex(OTHER_KEY),

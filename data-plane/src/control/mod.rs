@@ -1,20 +1,38 @@
-//! The node's link to the control plane: one lazily connected gRPC channel and the
-//! node's bearer token. (Minimal version for approvals; the fleet branch brings the
-//! same type with bundles and heartbeats.)
+//! The proxy's link to the control plane: one lazily connected gRPC channel with
+//! the node's token, shared by every feature that talks to the control plane
+//! (bundles and node status here; approvals and audit reuse [`ControlPlaneLink`]).
+//!
+//! With `[control_plane]` configured, [`start`] loads the cached bundle (if any),
+//! then spawns two tasks: the bundle follower (watch → verify → compile → swap) and
+//! the node reporter (status on change and as a heartbeat). Both retry with a
+//! jittered, capped backoff and never hold a lock across an await.
 
 pub(crate) mod approvals;
+mod backoff;
+mod bundles;
+mod cache;
+pub mod config;
+mod nodes;
 
-use crate::config::ControlPlaneConfig;
+pub use backoff::Backoff;
+pub use bundles::{BundleFollower, NodeState};
+pub use config::ControlPlaneConfig;
+pub use nodes::NodeReporter;
+
 use crate::error::ProxyError;
+use airlock_bundle::BundleVerifier;
+use airlock_policy::PolicyStore;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-/// How long to wait for a TCP (and TLS) connection to the control plane.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest gRPC message a node accepts (bundles up to the 16 MiB default, framed).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// A cheap-to-clone handle on the control plane.
+/// A node's connection to the control plane: a channel that connects lazily and
+/// reconnects by itself, the node's bearer token, and its node id. Cheap to clone.
 #[derive(Clone)]
 pub struct ControlPlaneLink {
     channel: Channel,
@@ -32,30 +50,43 @@ impl std::fmt::Debug for ControlPlaneLink {
 }
 
 impl ControlPlaneLink {
-    /// A link to `config.url`; connects on first use and reconnects by itself.
+    /// A link for `config`; nothing is dialled until the first call.
     pub fn new(config: &ControlPlaneConfig) -> Result<ControlPlaneLink, ProxyError> {
-        let invalid = |message: String| ProxyError::Internal(format!("control_plane: {message}"));
         let mut endpoint = Endpoint::from_shared(config.url.clone())
-            .map_err(|e| invalid(format!("url {:?} is not usable: {e}", config.url)))?
-            .connect_timeout(CONNECT_TIMEOUT)
+            .map_err(|e| {
+                ProxyError::ControlPlane(format!(
+                    "control_plane.url `{}` is not usable: {e}",
+                    config.url
+                ))
+            })?
+            .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
+            // Notice a vanished control plane (no FIN, e.g. a partition) within ~20 s.
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
         if config.url.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new();
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
             if let Some(path) = &config.ca_cert {
-                let pem = std::fs::read(path)
-                    .map_err(|e| invalid(format!("cannot read ca_cert {}: {e}", path.display())))?;
+                let pem = std::fs::read(path).map_err(|e| {
+                    ProxyError::ControlPlane(format!(
+                        "cannot read control_plane.ca_cert {}: {e}",
+                        path.display()
+                    ))
+                })?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| invalid(format!("TLS setup failed: {e}")))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| {
+                ProxyError::ControlPlane(format!("TLS setup for the control plane: {e}"))
+            })?;
         }
         let authorization = format!("Bearer {}", config.token)
-            .parse()
-            .map_err(|_| invalid("the token has characters not allowed in a header".into()))?;
+            .parse::<MetadataValue<Ascii>>()
+            .map_err(|_| {
+                ProxyError::ControlPlane(
+                    "control_plane.token has characters not allowed in a header".to_owned(),
+                )
+            })?;
         Ok(ControlPlaneLink {
             channel: endpoint.connect_lazy(),
             authorization,
@@ -63,12 +94,13 @@ impl ControlPlaneLink {
         })
     }
 
-    /// The channel (lazily connected; cheap to clone).
+    /// The channel: lazily connected, reconnects by itself. Clones share one
+    /// HTTP/2 connection.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
 
-    /// `request` with the node's bearer token.
+    /// `request` with `authorization: Bearer <node token>` added.
     pub fn authorize<T>(&self, mut request: tonic::Request<T>) -> tonic::Request<T> {
         request
             .metadata_mut()
@@ -76,8 +108,43 @@ impl ControlPlaneLink {
         request
     }
 
-    /// This node's id.
+    /// This node's id, as `airlock nodes list` shows it.
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
+}
+
+/// The control-plane tasks of one proxy; they stop when this is dropped.
+#[derive(Debug)]
+pub struct FleetTasks {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for FleetTasks {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Loads the cached bundle (when configured and valid), then spawns the bundle
+/// follower and the node reporter. Must run inside a tokio runtime.
+pub async fn start(
+    config: &ControlPlaneConfig,
+    store: Arc<PolicyStore>,
+) -> Result<(ControlPlaneLink, FleetTasks), ProxyError> {
+    let link = ControlPlaneLink::new(config)?;
+    let verifier = BundleVerifier::new(config.bundle_keys.iter().cloned())
+        .map_err(|e| ProxyError::ControlPlane(e.to_string()))?;
+    let mut follower = BundleFollower::new(
+        link.clone(),
+        verifier,
+        store,
+        config.bundle_cache_dir.clone(),
+    );
+    follower.load_cache().await;
+    let reporter = NodeReporter::new(link.clone(), follower.status(), config.heartbeat);
+    let tasks = vec![tokio::spawn(follower.run()), tokio::spawn(reporter.run())];
+    Ok((link, FleetTasks { tasks }))
 }

@@ -176,7 +176,6 @@ proptest! {
 /// serde_json's default fast path reads it one ulp off, so the policy would decide on
 /// another number than a Python or JavaScript upstream reads: a parser differential.
 #[test]
-#[ignore = "fails until serde_json's float_roundtrip feature is enabled in the workspace"]
 fn decode_reads_long_floats_exactly() {
     let body = br#"{"jsonrpc":"2.0","id":1,"result":{"x":-950883.6650390625}}"#;
     let value = parse_strict(body, &Limits::default()).map(|v| v["result"]["x"].as_f64());

@@ -1,0 +1,98 @@
+//! End-to-end: `airlock dev` runs a control plane, and its printed `export` lines
+//! and signing key make the CLI work from another shell: a pushed bundle changes
+//! the proxy's decisions live.
+
+mod support;
+
+use airlock_data_plane::codes::DENIED;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::fleet::{airlock, refusal, spawn_dev, text, Workspace, LOCKDOWN};
+use support::McpClient;
+
+fn value_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:#?}"))
+        .trim()
+}
+
+async fn query(endpoint: &str, key: &str) -> Option<(i64, String)> {
+    let mut client = McpClient::new(endpoint.to_owned(), Some(key));
+    client.initialize().await;
+    let reply = client
+        .call_tool("query", json!({"sql": "SELECT count(*) FROM customers"}))
+        .await;
+    refusal(&reply)
+}
+
+#[tokio::test]
+async fn a_bundle_pushed_with_the_printed_credentials_changes_the_proxy_live() {
+    let ws = Workspace::new();
+    let (_dev, lines) = spawn_dev(&ws.path("dev"));
+    let endpoint = value_after(&lines, "MCP endpoint:").to_owned();
+    let key = value_after(&lines, "API key:").to_owned();
+    let env = [
+        (
+            "AIRLOCK_CONTROL_PLANE",
+            value_after(&lines, "export AIRLOCK_CONTROL_PLANE="),
+        ),
+        (
+            "AIRLOCK_TOKEN",
+            value_after(&lines, "export AIRLOCK_TOKEN="),
+        ),
+    ];
+    let signing_key = value_after(&lines, "export AIRLOCK_SIGNING_KEY=");
+    assert!(
+        std::path::Path::new(signing_key).starts_with(ws.path("dev")),
+        "{signing_key}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("airlock bundle push")),
+        "{lines:#?}"
+    );
+
+    assert_eq!(
+        query(&endpoint, &key).await,
+        None,
+        "the default policies allow a query"
+    );
+
+    let lockdown = ws.policy_dir("lockdown", &[("airlock.rego", LOCKDOWN)]);
+    let out = airlock(
+        &[
+            "bundle",
+            "push",
+            lockdown.to_str().unwrap(),
+            "--signing-key",
+            signing_key,
+            "--revision",
+            "lockdown-1",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let started = Instant::now();
+    while query(&endpoint, &key).await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the proxy never took the pushed bundle"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        query(&endpoint, &key).await,
+        Some((DENIED, "fleet.lockdown".to_owned()))
+    );
+
+    // The token has the admin and reviewer roles: fleet and bundle listings work.
+    let nodes = airlock(&["nodes", "list"], &env);
+    assert!(
+        text(&nodes).contains("dev-proxy") && text(&nodes).contains("lockdown-1"),
+        "{}",
+        text(&nodes)
+    );
+    let bundles = airlock(&["bundle", "list"], &env);
+    assert!(bundles.status.success(), "{}", text(&bundles));
+}
