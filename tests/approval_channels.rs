@@ -204,3 +204,39 @@ fn a_new_request_is_posted_to_the_webhook_and_retried_after_a_failure() {
     assert!(ok, "{out}");
     ok_step(&client.join().expect("client"), "held");
 }
+
+#[test]
+fn an_unreachable_control_plane_fails_closed_with_the_approval_id() {
+    if !sdk_tests_enabled("approval_channels") {
+        return;
+    }
+    let mut stack =
+        ApprovalStack::start(json!({"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 2}));
+    stack.kill_control_plane();
+    let report = stack
+        .run_client(json!([
+            {"name": "before", "tool": "query", "args": {"sql": COUNT}},
+            {"name": "held", "tool": "execute", "args": {"sql": INSERT}},
+            {"name": "after", "tool": "query", "args": {"sql": COUNT}},
+        ]))
+        .join()
+        .expect("client");
+    assert_eq!(
+        approval_common::error_code(&report, "held"),
+        -32014,
+        "{report:#}"
+    );
+    let error = &report["held"]["error"];
+    let id = error["data"]["approval_id"].as_str().unwrap_or_default();
+    assert!(id.starts_with("apr_"), "{error:#}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(id) && message.contains("unreachable"),
+        "{error:#}"
+    );
+    assert_eq!(
+        count(&report, "after"),
+        count(&report, "before"),
+        "nothing forwarded"
+    );
+}
