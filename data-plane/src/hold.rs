@@ -103,6 +103,19 @@ pub(crate) async fn hold(
             Err(status) => answer(&id, unavailable(&call.submit.approval_id, status.message())),
         };
     }
+    hold_open(ctx, client, call, headers, bytes)
+}
+
+/// Sync mode: answers with an SSE stream at once and waits in a task that owns one
+/// of the node's `max_pending` slots.
+fn hold_open(
+    ctx: &Arc<RequestCtx>,
+    client: Arc<ApprovalClient>,
+    call: HeldCall,
+    headers: &HeaderMap,
+    bytes: Bytes,
+) -> Held {
+    let id = call.id.clone();
     let Ok(permit) = Arc::clone(&client.slots).try_acquire_owned() else {
         return answer(
             &id,
