@@ -240,3 +240,37 @@ fn an_unreachable_control_plane_fails_closed_with_the_approval_id() {
         "nothing forwarded"
     );
 }
+
+#[test]
+fn a_node_refuses_to_hold_more_than_max_pending_calls() {
+    if !sdk_tests_enabled("approval_channels") {
+        return;
+    }
+    let stack = ApprovalStack::start_full(dba(), "", "keepalive_s = 1\nmax_pending = 1\n");
+    let first = stack.run_client(json!([
+        {"name": "held", "tool": "execute", "args": {"sql": INSERT}},
+    ]));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(stack.wait_pending(1))[0].approval_id.clone();
+    let second = stack
+        .run_client(json!([
+            {"name": "held", "tool": "execute", "args": {"sql": INSERT.replace("Cli Call", "Second")}},
+        ]))
+        .join()
+        .expect("second client");
+    assert_eq!(
+        approval_common::error_code(&second, "held"),
+        -32010,
+        "{second:#}"
+    );
+    let message = second["held"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("max_pending"), "{message}");
+    let (ok, out) = cli(&stack, DANA, &["approvals", "approve", &id]);
+    assert!(ok, "{out}");
+    ok_step(&first.join().expect("first client"), "held");
+}

@@ -62,6 +62,11 @@ impl ApprovalStack {
     /// Like [`ApprovalStack::start`], with `cp_extra` appended to the control plane's
     /// config (e.g. a `[webhooks]` table).
     pub fn start_with(approval: Value, cp_extra: &str) -> ApprovalStack {
+        Self::start_full(approval, cp_extra, "keepalive_s = 1\n")
+    }
+
+    /// Like [`ApprovalStack::start_with`], with the proxy's `[approvals]` table body.
+    pub fn start_full(approval: Value, cp_extra: &str, approvals: &str) -> ApprovalStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let airlock = env!("CARGO_BIN_EXE_airlock");
         let mut demo_cmd = Command::new(airlock);
@@ -115,8 +120,7 @@ node_id = "proxy-test"
 bundle_public_keys = ["release.pub"]
 
 [approvals]
-keepalive_s = 1
-"#,
+{approvals}"#,
             key = sha(&api_key),
         );
         let proxy_path = dir.path().join("proxy.toml");
