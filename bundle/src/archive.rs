@@ -175,8 +175,20 @@ impl BundleArchive {
             .max_bytes
             .saturating_mul(2)
             .saturating_add(MAX_ENTRIES as u64 * 1536);
-        let gz = flate2::read::GzDecoder::new(bytes).take(stream_cap);
-        let mut tar = tar::Archive::new(gz);
+        // Inflate the whole member first: the gzip CRC and length are only checked at
+        // its end, and a tar reader stops before it, so a corrupted stream could
+        // otherwise yield other bytes without an error.
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .take(stream_cap.saturating_add(1))
+            .read_to_end(&mut tar_bytes)
+            .map_err(archive_err)?;
+        if tar_bytes.len() as u64 > stream_cap {
+            return Err(BundleError::TooLarge {
+                limit: limits.max_bytes,
+            });
+        }
+        let mut tar = tar::Archive::new(tar_bytes.as_slice());
         let mut archive = BundleArchive::default();
         let mut total: u64 = 0;
         for (index, entry) in tar.entries().map_err(archive_err)?.enumerate() {

@@ -20,8 +20,12 @@ fn policies() -> &'static (CompiledPolicy, CompiledPolicy) {
     static POLICIES: OnceLock<(CompiledPolicy, CompiledPolicy)> = OnceLock::new();
     POLICIES.get_or_init(|| {
         let b = bundle();
-        let vm = CompiledPolicy::compile_with(&b, Backend::Vm).unwrap();
-        let interpreter = CompiledPolicy::compile_with(&b, Backend::Interpreter).unwrap();
+        let mut vm = CompiledPolicy::compile_with(&b, Backend::Vm).unwrap();
+        let mut interpreter = CompiledPolicy::compile_with(&b, Backend::Interpreter).unwrap();
+        // These tests compare decisions, not speed: an unoptimized build on a loaded
+        // machine must not turn into a `policy.timeout` deny.
+        vm.set_eval_timeout(std::time::Duration::from_secs(30));
+        interpreter.set_eval_timeout(std::time::Duration::from_secs(30));
         assert_eq!(
             vm.backend(),
             Backend::Vm,

@@ -230,6 +230,8 @@ listen = "127.0.0.1:0"
 
 [policy]
 dir = "{policy_dir}"
+# Generous for unoptimized builds on a loaded CI machine; the default is 100 ms.
+eval_timeout_ms = 1000
 
 [[api_keys]]
 subject = "demo-agent"
