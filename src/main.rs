@@ -40,6 +40,9 @@ enum Command {
     /// The fleet of proxies, as the control plane sees it.
     #[command(subcommand)]
     Nodes(cli::nodes::NodesCommand),
+    /// Review held calls: list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(cli::approvals::ApprovalsCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Bundle(cmd) => cli::runtime(cli::bundle::run(cmd, &cli.global)),
         Command::Nodes(cmd) => cli::runtime(cli::nodes::run(cmd, &cli.global)),
+        Command::Approvals(cmd) => cli::runtime(cli::approvals::run(cmd, &cli.global)),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,14 @@
 //! subject = "ada"
 //! sha256 = "<printf %s TOKEN | sha256sum>"
 //! roles = ["admin"]                  # admin, reviewer, auditor, node
+//! groups = []                        # reviewer groups, e.g. ["dba"]
+//!
+//! [ui]                               # optional: the reviewers' web page
+//! listen = "127.0.0.1:7480"          # plain HTTP; the page is at /ui
+//! public_url = "https://airlock.example/ui"  # linked from webhooks
+//!
+//! [webhooks]                         # optional: POSTed on each new approval request
+//! urls = ["https://hooks.slack.com/services/..."]
 //! ```
 //! Relative paths in the file are relative to the file's directory.
 
@@ -43,6 +51,12 @@ pub struct ControlPlaneConfig {
     pub limits: Limits,
     /// PEM certificate and key; `None` serves plain HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// Where the reviewers' web page listens (`[ui] listen`); `None`: no page.
+    pub ui_listen: Option<SocketAddr>,
+    /// The page's URL as reviewers reach it (`[ui] public_url`), linked from webhooks.
+    pub ui_public_url: Option<String>,
+    /// URLs POSTed on each new approval request (`[webhooks] urls`).
+    pub webhook_urls: Vec<String>,
 }
 
 /// A PEM certificate chain and private key.
@@ -65,6 +79,22 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
+    ui: Option<RawUi>,
+    webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    listen: String,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    #[serde(default)]
+    urls: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +119,9 @@ impl ControlPlaneConfig {
             tokens,
             limits: Limits::default(),
             tls: None,
+            ui_listen: None,
+            ui_public_url: None,
+            webhook_urls: Vec::new(),
         }
     }
 
@@ -153,6 +186,21 @@ impl ControlPlaneConfig {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
         });
+        let ui_listen = match &raw.ui {
+            Some(ui) => Some(ui.listen.parse().map_err(|_| {
+                bad(format!(
+                    "[ui] listen = {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7480\"",
+                    ui.listen
+                ))
+            })?),
+            None => None,
+        };
+        let webhook_urls = raw.webhooks.map(|w| w.urls).unwrap_or_default();
+        if let Some(url) = webhook_urls.iter().find(|u| !u.starts_with("http://")) {
+            return Err(bad(format!(
+                "[webhooks] urls: {url:?} is not an http:// URL; only plain http:// is supported for now (use a local relay for https)"
+            )));
+        }
         Ok(ControlPlaneConfig {
             listen,
             data_dir,
@@ -160,6 +208,9 @@ impl ControlPlaneConfig {
             tokens: raw.tokens,
             limits: Limits { max_bytes },
             tls,
+            ui_listen,
+            ui_public_url: raw.ui.and_then(|u| u.public_url),
+            webhook_urls,
         })
     }
 }

@@ -1,12 +1,15 @@
 //! Builds and serves the control plane: the Airlock services, `grpc.health.v1`,
 //! server reflection (for `grpcurl`), optional TLS, graceful shutdown.
 
+use crate::api::approval_service_server::ApprovalServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
 use crate::store::{SledStore, Store};
+use crate::webhooks::Webhooks;
 use crate::{ControlPlaneConfig, ControlPlaneError};
 use airlock_bundle::BundleVerifier;
 use std::future::Future;
@@ -26,6 +29,8 @@ pub struct ControlPlane {
     tls: Option<ServerTlsConfig>,
     bundles: Bundles,
     nodes: Nodes,
+    approvals: Approvals,
+    ui: Option<(tokio::net::TcpListener, SocketAddr)>,
     stop: watch::Sender<bool>,
     max_message: usize,
 }
@@ -53,7 +58,23 @@ impl ControlPlane {
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
         let auth = Arc::new(Authenticator::new(&config.tokens));
         let (stop, stopping) = watch::channel(false);
-        let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping)?;
+        let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
+        let ui = match config.ui_listen {
+            Some(addr) => {
+                let listener = crate::ui::bind(addr).await?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ControlPlaneError::Bind { addr, source })?;
+                Some((listener, local))
+            }
+            None => None,
+        };
+        let page_url = config.ui_public_url.clone().unwrap_or_else(|| match &ui {
+            Some((_, addr)) => format!("http://{addr}/ui"),
+            None => "(no [ui] configured)".to_owned(),
+        });
+        let webhooks = Webhooks::start(config.webhook_urls.clone(), page_url);
+        let approvals = Approvals::new(store.clone(), auth.clone(), stopping, webhooks)?;
         let nodes = Nodes::new(store, auth);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -76,6 +97,8 @@ impl ControlPlane {
             tls,
             bundles,
             nodes,
+            approvals,
+            ui,
             stop,
             max_message,
         })
@@ -84,6 +107,11 @@ impl ControlPlane {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the reviewers' web page (`[ui] listen`), if configured.
+    pub fn ui_addr(&self) -> Option<SocketAddr> {
+        self.ui.as_ref().map(|(_, addr)| *addr)
     }
 
     /// A receiver of every bundle activation, in process (for benches and `airlock dev`).
@@ -104,6 +132,7 @@ impl ControlPlane {
         let caller = crate::auth::Caller {
             subject: publisher.to_owned(),
             roles: vec![crate::Role::Admin],
+            groups: Vec::new(),
         };
         let request = crate::api::BundleServicePublishRequest {
             archive: archive.into(),
@@ -121,6 +150,13 @@ impl ControlPlane {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
+        reporter
+            .set_serving::<ApprovalServiceServer<Approvals>>()
+            .await;
+        if let Some((listener, addr)) = self.ui {
+            tracing::info!(%addr, "reviewer page at http://{addr}/ui");
+            crate::ui::spawn(listener, self.approvals.clone(), self.stop.subscribe());
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,6 +188,7 @@ impl ControlPlane {
             .add_service(reflection)
             .add_service(bundles)
             .add_service(NodeServiceServer::new(self.nodes))
+            .add_service(ApprovalServiceServer::new(self.approvals))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(|e| ControlPlaneError::Serve(e.to_string()))

@@ -2,8 +2,8 @@
 //! message with the Rego policy before it moves, in either direction.
 //!
 //! One module per stage of the request path (see `mcp` for the order): `accept`,
-//! `authenticate`, `decode`, `decide`, `forward`, `respond` (with `sse`), plus
-//! `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
+//! `authenticate`, `decode`, `decide`, `hold`, `forward`, `respond` (with `sse`),
+//! plus `control` (the control-plane link), `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
 //! a restart would lose: sessions are sealed ids any node with the same secret can
 //! verify (see `session`).
 
@@ -23,6 +23,7 @@ mod decide;
 pub mod decode;
 pub mod error;
 mod forward;
+mod hold;
 mod mcp;
 mod protocol;
 mod respond;
@@ -125,6 +126,9 @@ impl Proxy {
             max_response_bytes: config.max_body_bytes.saturating_mul(4),
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            approvals: control
+                .clone()
+                .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
             control,
         });
         Ok(Proxy {

@@ -243,7 +243,8 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, listing: &[Value]) -> O
 /// Decides a server-to-client request or notification; `None` when refused.
 fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message) -> Option<Value> {
     let evaluation = decide(ctx, &message, Direction::ServerToClient);
-    let Some(error) = refusal(&evaluation) else {
+    // Server-to-client messages are never held: there is no one to hold them for.
+    let Some(error) = refusal(&evaluation, false) else {
         return Some(message.value);
     };
     tracing::info!(

@@ -2,6 +2,7 @@
 //! the global options (`--control-plane`, `--token`, `--output`), the channel, the
 //! bearer token, and errors that say what to do.
 
+use airlock_control_plane::api::approval_service_client::ApprovalServiceClient;
 use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
 use airlock_control_plane::api::node_service_client::NodeServiceClient;
 use anyhow::Context as _;
@@ -110,6 +111,11 @@ impl ControlPlaneClient {
     /// The `NodeService` client.
     pub fn nodes(&self) -> NodeServiceClient<Channel> {
         NodeServiceClient::new(self.channel.clone())
+    }
+
+    /// The `ApprovalService` client.
+    pub fn approvals(&self) -> ApprovalServiceClient<Channel> {
+        ApprovalServiceClient::new(self.channel.clone())
     }
 
     /// Turns a failed call into an error that says what to do.
