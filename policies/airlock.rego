@@ -64,12 +64,23 @@ allow_reason := "tool.read" if {
 	tool_class == "egress"
 } else := "tool.unknown_non_prod"
 
-# Several holds ask for the union of their reviewers, the strictest count and the
-# shortest timeout.
+# Several holds ask for the union of their reviewers, the strictest count, the
+# shortest timeout, and the sync mode unless every one of them allows async.
 combined_approval := {
 	"reviewers": sort({r | some h in holds; some r in approval_for(h).reviewers}),
 	"min_approvals": max({approval_for(h).min_approvals | some h in holds}),
 	"timeout_s": min({approval_for(h).timeout_s | some h in holds}),
+	"mode": combined_mode,
+}
+
+# "async": the agent is answered at once with the approval id and repeats the call
+# after approval; "sync" (the default): the call is held open until a decision.
+default combined_mode := "sync"
+
+combined_mode := "async" if {
+	every h in holds {
+		object.get(approval_for(h), "mode", "sync") == "async"
+	}
 }
 
 approval_for(reason) := object.get(cfg.approvals, reason, {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600})

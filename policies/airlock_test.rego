@@ -82,7 +82,7 @@ test_unknown_tool_on_prod_requires_approval if {
 	d := airlock.decision with input as on_prod(call("summarize", {"text": "hi"}))
 	d.verdict == "require_approval"
 	d.reasons == ["tool.unknown_on_prod"]
-	d.approval == {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600}
+	d.approval == {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600, "mode": "sync"}
 }
 
 test_a_tools_call_without_a_name_is_denied if {
@@ -112,7 +112,7 @@ test_holds_combine_reviewers_and_take_the_strictest_terms if {
 		"tool.unknown_on_prod": {"reviewers": ["security"], "min_approvals": 2, "timeout_s": 60},
 	}
 	d := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod", "tool.unknown_on_prod"} with data.airlock_config.approvals as approvals
-	d.approval == {"reviewers": ["dba", "security"], "min_approvals": 2, "timeout_s": 60}
+	d.approval == {"reviewers": ["dba", "security"], "min_approvals": 2, "timeout_s": 60, "mode": "sync"}
 }
 
 # --- identities ----------------------------------------------------------------
@@ -143,4 +143,15 @@ test_listing_shows_every_tool_to_others if {
 	every tool in ["query", "execute", "http_request", "read_file", "summarize"] {
 		verdict(on_prod(listing(tool))) != "deny"
 	}
+}
+
+test_holds_are_async_only_when_every_one_allows_it if {
+	approvals := {
+		"sql.write_on_prod": {"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 600, "mode": "async"},
+		"tool.unknown_on_prod": {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600},
+	}
+	one := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod"} with data.airlock_config.approvals as approvals
+	one.approval.mode == "async"
+	both := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod", "tool.unknown_on_prod"} with data.airlock_config.approvals as approvals
+	both.approval.mode == "sync"
 }

@@ -60,7 +60,7 @@ test_write_on_prod_requires_dba_approval if {
 	d == {
 		"verdict": "require_approval",
 		"reasons": ["sql.write_on_prod"],
-		"approval": {"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 600},
+		"approval": {"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 600, "mode": "sync"},
 	}
 }
 

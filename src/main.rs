@@ -46,6 +46,9 @@ enum Command {
     /// MCP sessions from the audit log: list, replay.
     #[command(subcommand)]
     Sessions(cli::sessions::SessionsCommand),
+    /// Review held calls: list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(cli::approvals::ApprovalsCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Nodes(cmd) => cli::runtime(cli::nodes::run(cmd, &cli.global)),
         Command::Audit(cmd) => cli::runtime(cli::audit::run(cmd, &cli.global)),
         Command::Sessions(cmd) => cli::runtime(cli::sessions::run(cmd, &cli.global)),
+        Command::Approvals(cmd) => cli::runtime(cli::approvals::run(cmd, &cli.global)),
     };
     match result {
         Ok(code) => code,

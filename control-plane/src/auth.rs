@@ -56,11 +56,25 @@ pub enum Rpc {
     AuditQuery,
     /// `AuditService.Verify`.
     AuditVerify,
+    /// `ApprovalService.Submit`.
+    ApprovalSubmit,
+    /// `ApprovalService.Watch`.
+    ApprovalWatch,
+    /// `ApprovalService.Consume`.
+    ApprovalConsume,
+    /// `ApprovalService.Cancel`.
+    ApprovalCancel,
+    /// `ApprovalService.List`.
+    ApprovalList,
+    /// `ApprovalService.Get`.
+    ApprovalGet,
+    /// `ApprovalService.Decide`.
+    ApprovalDecide,
 }
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 10] = [
+    pub const ALL: [Rpc; 17] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -71,6 +85,13 @@ impl Rpc {
         Rpc::AuditAppend,
         Rpc::AuditQuery,
         Rpc::AuditVerify,
+        Rpc::ApprovalSubmit,
+        Rpc::ApprovalWatch,
+        Rpc::ApprovalConsume,
+        Rpc::ApprovalCancel,
+        Rpc::ApprovalList,
+        Rpc::ApprovalGet,
+        Rpc::ApprovalDecide,
     ];
 
     /// The roles that may call this RPC: the one role table of the control plane.
@@ -85,6 +106,12 @@ impl Rpc {
             Rpc::NodeList => &[Admin, Auditor],
             Rpc::AuditAppend => &[Node],
             Rpc::AuditQuery | Rpc::AuditVerify => &[Admin, Auditor],
+            // A node only ever sees and uses the approvals it submitted (checked in
+            // `approvals`); deciding also needs membership of a listed group.
+            Rpc::ApprovalSubmit | Rpc::ApprovalConsume | Rpc::ApprovalCancel => &[Admin, Node],
+            Rpc::ApprovalWatch => &[Admin, Reviewer, Node],
+            Rpc::ApprovalList | Rpc::ApprovalGet => &[Admin, Reviewer, Auditor],
+            Rpc::ApprovalDecide => &[Admin, Reviewer],
         }
     }
 }
@@ -102,6 +129,13 @@ impl std::fmt::Display for Rpc {
             Rpc::AuditAppend => "AuditService.Append",
             Rpc::AuditQuery => "AuditService.Query",
             Rpc::AuditVerify => "AuditService.Verify",
+            Rpc::ApprovalSubmit => "ApprovalService.Submit",
+            Rpc::ApprovalWatch => "ApprovalService.Watch",
+            Rpc::ApprovalConsume => "ApprovalService.Consume",
+            Rpc::ApprovalCancel => "ApprovalService.Cancel",
+            Rpc::ApprovalList => "ApprovalService.List",
+            Rpc::ApprovalGet => "ApprovalService.Get",
+            Rpc::ApprovalDecide => "ApprovalService.Decide",
         };
         f.write_str(name)
     }
@@ -114,6 +148,15 @@ pub struct Caller {
     pub subject: String,
     /// The token's roles.
     pub roles: Vec<Role>,
+    /// The token's groups (who may decide which approvals).
+    pub groups: Vec<String>,
+}
+
+impl Caller {
+    /// Whether the caller has `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
 }
 
 /// One configured token: its SHA-256, subject and roles.
@@ -126,6 +169,10 @@ pub struct TokenEntry {
     pub sha256: String,
     /// The roles it grants.
     pub roles: Vec<Role>,
+    /// Reviewer groups (e.g. `dba`): a reviewer decides only approvals whose policy
+    /// lists one of them.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl TokenEntry {
@@ -135,7 +182,14 @@ impl TokenEntry {
             subject: subject.to_owned(),
             sha256: token_sha256(token),
             roles: roles.to_vec(),
+            groups: Vec::new(),
         }
+    }
+
+    /// The same entry with reviewer `groups`.
+    pub fn with_groups(mut self, groups: &[&str]) -> TokenEntry {
+        self.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        self
     }
 }
 
@@ -159,6 +213,7 @@ impl Authenticator {
                 let caller = Caller {
                     subject: t.subject.clone(),
                     roles: t.roles.clone(),
+                    groups: t.groups.clone(),
                 };
                 (t.sha256.to_ascii_lowercase(), caller)
             })
@@ -233,6 +288,13 @@ mod tests {
             (Rpc::AuditAppend, [false, false, false, true]),
             (Rpc::AuditQuery, [true, false, true, false]),
             (Rpc::AuditVerify, [true, false, true, false]),
+            (Rpc::ApprovalSubmit, [true, false, false, true]),
+            (Rpc::ApprovalWatch, [true, true, false, true]),
+            (Rpc::ApprovalConsume, [true, false, false, true]),
+            (Rpc::ApprovalCancel, [true, false, false, true]),
+            (Rpc::ApprovalList, [true, true, true, false]),
+            (Rpc::ApprovalGet, [true, true, true, false]),
+            (Rpc::ApprovalDecide, [true, true, false, false]),
         ];
         assert_eq!(expected.len(), Rpc::ALL.len());
         for (rpc, row) in expected {

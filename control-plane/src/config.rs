@@ -22,6 +22,14 @@
 //! subject = "ada"
 //! sha256 = "<printf %s TOKEN | sha256sum>"
 //! roles = ["admin"]                  # admin, reviewer, auditor, node
+//! groups = []                        # reviewer groups, e.g. ["dba"]
+//!
+//! [ui]                               # optional: the reviewers' web page
+//! listen = "127.0.0.1:7480"          # plain HTTP; the page is at /ui
+//! public_url = "https://airlock.example/ui"  # linked from webhooks
+//!
+//! [webhooks]                         # optional: POSTed on each new approval request
+//! urls = ["https://hooks.slack.com/services/..."]
 //! ```
 //! Relative paths in the file are relative to the file's directory.
 
@@ -54,6 +62,12 @@ pub struct ControlPlaneConfig {
     pub audit: crate::AuditSettings,
     /// Where to serve Prometheus `GET /metrics` (plain HTTP), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the reviewers' web page listens (`[ui] listen`); `None`: no page.
+    pub ui_listen: Option<SocketAddr>,
+    /// The page's URL as reviewers reach it (`[ui] public_url`), linked from webhooks.
+    pub ui_public_url: Option<String>,
+    /// URLs POSTed on each new approval request (`[webhooks] urls`).
+    pub webhook_urls: Vec<String>,
 }
 
 /// A PEM certificate chain and private key.
@@ -78,6 +92,8 @@ struct RawConfig {
     tokens: Vec<TokenEntry>,
     audit: Option<RawAudit>,
     metrics_listen: Option<String>,
+    ui: Option<RawUi>,
+    webhooks: Option<RawWebhooks>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +103,20 @@ struct RawAudit {
     checkpoint_interval_s: Option<u64>,
     signing_key: Option<PathBuf>,
     retention_days: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    listen: String,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    #[serde(default)]
+    urls: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +143,9 @@ impl ControlPlaneConfig {
             tls: None,
             audit: crate::AuditSettings::default(),
             metrics_listen: None,
+            ui_listen: None,
+            ui_public_url: None,
+            webhook_urls: Vec::new(),
         }
     }
 
@@ -184,6 +217,21 @@ impl ControlPlaneConfig {
                 bad(format!("metrics_listen = {text:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9464\""))
             })?),
         };
+        let ui_listen = match &raw.ui {
+            Some(ui) => Some(ui.listen.parse().map_err(|_| {
+                bad(format!(
+                    "[ui] listen = {:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:7480\"",
+                    ui.listen
+                ))
+            })?),
+            None => None,
+        };
+        let webhook_urls = raw.webhooks.map(|w| w.urls).unwrap_or_default();
+        if let Some(url) = webhook_urls.iter().find(|u| !u.starts_with("http://")) {
+            return Err(bad(format!(
+                "[webhooks] urls: {url:?} is not an http:// URL; only plain http:// is supported for now (use a local relay for https)"
+            )));
+        }
         Ok(ControlPlaneConfig {
             listen,
             data_dir,
@@ -193,6 +241,9 @@ impl ControlPlaneConfig {
             tls,
             audit,
             metrics_listen,
+            ui_listen,
+            ui_public_url: raw.ui.and_then(|u| u.public_url),
+            webhook_urls,
         })
     }
 }

@@ -46,6 +46,23 @@ pub enum ControlPlaneError {
         /// The revision asked for.
         revision: String,
     },
+    /// No approval with that id (or none the caller may see).
+    #[error("no approval with id {0}; see `airlock approvals list`")]
+    ApprovalNotFound(String),
+    /// The approval is no longer pending.
+    #[error("approval {approval_id} is already {state:?}; nothing can change it any more")]
+    NotPending {
+        /// The approval.
+        approval_id: String,
+        /// Its state.
+        state: crate::store::ApprovalState,
+    },
+    /// A review rule refused the review (group, self-approval, twice).
+    #[error("{0}")]
+    ReviewRefused(String),
+    /// The approval id exists with another payload or requester.
+    #[error("approval id {0} is already used for another call; choose a fresh id")]
+    ApprovalIdTaken(String),
     /// A request field is missing or malformed.
     #[error("{0}")]
     InvalidArgument(String),
@@ -90,7 +107,10 @@ impl From<ControlPlaneError> for tonic::Status {
                 tonic::Status::invalid_argument(message)
             }
             E::RevisionExists { .. } => tonic::Status::already_exists(message),
-            E::NotFound { .. } => tonic::Status::not_found(message),
+            E::NotFound { .. } | E::ApprovalNotFound(_) => tonic::Status::not_found(message),
+            E::NotPending { .. } => tonic::Status::failed_precondition(message),
+            E::ReviewRefused(_) => tonic::Status::permission_denied(message),
+            E::ApprovalIdTaken(_) => tonic::Status::already_exists(message),
             E::Store(_) => tonic::Status::unavailable(message),
             E::Config { .. } | E::Bind { .. } | E::Serve(_) => tonic::Status::internal(message),
         }

@@ -14,6 +14,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod approvals;
 pub mod audit;
 pub mod auth;
 mod bundles;
@@ -23,14 +24,18 @@ pub mod metrics;
 pub mod nodes;
 mod server;
 pub mod store;
+mod ui;
+mod webhooks;
 
 pub use airlock_proto::v1 as api;
+pub use approvals::Approvals;
 pub use audit::{Audit, AuditSettings};
 pub use auth::{token_sha256, Role, TokenEntry};
 pub use bundles::{Bundles, WatchStream};
 pub use config::{ControlPlaneConfig, TlsFiles, DEFAULT_LISTEN};
 pub use error::ControlPlaneError;
 pub use server::ControlPlane;
+pub use webhooks::Webhooks;
 
 /// The gRPC package every control-plane service lives in.
 pub const API_PACKAGE: &str = "airlock.v1";

@@ -1,14 +1,17 @@
 //! Builds and serves the control plane: the Airlock services, `grpc.health.v1`,
 //! server reflection (for `grpcurl`), optional TLS, graceful shutdown.
 
+use crate::api::approval_service_server::ApprovalServiceServer;
 use crate::api::audit_service_server::AuditServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::approvals::Approvals;
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
 use crate::store::{SledStore, Store};
+use crate::webhooks::Webhooks;
 use crate::{ControlPlaneConfig, ControlPlaneError};
 use airlock_bundle::BundleVerifier;
 use std::future::Future;
@@ -31,6 +34,8 @@ pub struct ControlPlane {
     audit: Audit,
     checkpoint_interval: std::time::Duration,
     metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
+    approvals: Approvals,
+    ui: Option<(tokio::net::TcpListener, SocketAddr)>,
     stop: watch::Sender<bool>,
     max_message: usize,
 }
@@ -83,7 +88,23 @@ impl ControlPlane {
             None => None,
         };
         let (stop, stopping) = watch::channel(false);
-        let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping)?;
+        let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
+        let ui = match config.ui_listen {
+            Some(addr) => {
+                let listener = crate::ui::bind(addr).await?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ControlPlaneError::Bind { addr, source })?;
+                Some((listener, local))
+            }
+            None => None,
+        };
+        let page_url = config.ui_public_url.clone().unwrap_or_else(|| match &ui {
+            Some((_, addr)) => format!("http://{addr}/ui"),
+            None => "(no [ui] configured)".to_owned(),
+        });
+        let webhooks = Webhooks::start(config.webhook_urls.clone(), page_url);
+        let approvals = Approvals::new(store.clone(), auth.clone(), stopping, webhooks)?;
         let nodes = Nodes::new(store, auth);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -109,6 +130,8 @@ impl ControlPlane {
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             metrics: metrics_listener,
+            approvals,
+            ui,
             stop,
             max_message,
         })
@@ -129,6 +152,11 @@ impl ControlPlane {
         self.audit.clone()
     }
 
+    /// The address of the reviewers' web page (`[ui] listen`), if configured.
+    pub fn ui_addr(&self) -> Option<SocketAddr> {
+        self.ui.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// A receiver of every bundle activation, in process (for benches and `airlock dev`).
     pub fn bundle_activations(
         &self,
@@ -147,6 +175,7 @@ impl ControlPlane {
         let caller = crate::auth::Caller {
             subject: publisher.to_owned(),
             roles: vec![crate::Role::Admin],
+            groups: Vec::new(),
         };
         let request = crate::api::BundleServicePublishRequest {
             archive: archive.into(),
@@ -169,6 +198,13 @@ impl ControlPlane {
             .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
         if let Some((listener, metrics)) = self.metrics {
             crate::metrics::serve(listener, metrics, self.stop.subscribe());
+        }
+        reporter
+            .set_serving::<ApprovalServiceServer<Approvals>>()
+            .await;
+        if let Some((listener, addr)) = self.ui {
+            tracing::info!(%addr, "reviewer page at http://{addr}/ui");
+            crate::ui::spawn(listener, self.approvals.clone(), self.stop.subscribe());
         }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)
@@ -202,6 +238,7 @@ impl ControlPlane {
             .add_service(bundles)
             .add_service(NodeServiceServer::new(self.nodes))
             .add_service(AuditServiceServer::new(self.audit))
+            .add_service(ApprovalServiceServer::new(self.approvals))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(|e| ControlPlaneError::Serve(e.to_string()))

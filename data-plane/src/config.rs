@@ -75,6 +75,16 @@ struct RawConfig {
     upstreams: Vec<RawUpstream>,
     #[serde(default)]
     audit: audit::RawAudit,
+    approvals: Option<RawApprovals>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovals {
+    #[serde(default = "default_keepalive_s")]
+    keepalive_s: u64,
+    #[serde(default = "default_max_pending")]
+    max_pending: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +168,12 @@ fn default_shutdown_grace_s() -> u64 {
 fn default_eval_timeout_ms() -> u64 {
     100
 }
+fn default_keepalive_s() -> u64 {
+    10
+}
+fn default_max_pending() -> usize {
+    10_000
+}
 fn default_kind() -> String {
     "agent".to_owned()
 }
@@ -200,6 +216,26 @@ pub struct ProxyConfig {
     pub upstreams: Vec<UpstreamConfig>,
     /// Where audit events go (`[audit]`).
     pub audit: AuditConfig,
+    /// How held calls wait (`[approvals]`; they need `[control_plane]`).
+    pub approvals: ApprovalsConfig,
+}
+
+/// How held calls wait (`[approvals]`).
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    /// Interval of SSE keep-alives / progress notifications to a waiting client.
+    pub keepalive: Duration,
+    /// Held calls this node keeps at once; beyond it, new ones are refused.
+    pub max_pending: usize,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            keepalive: Duration::from_secs(default_keepalive_s()),
+            max_pending: default_max_pending(),
+        }
+    }
 }
 
 /// One static API key (`[[api_keys]]`), stored as the SHA-256 of the key.
@@ -305,6 +341,31 @@ impl Validator<'_> {
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
             audit: self.audit(raw.audit)?,
+            approvals: self.approvals(raw.approvals.as_ref())?,
+        })
+    }
+
+    fn approvals(&self, raw: Option<&RawApprovals>) -> Result<ApprovalsConfig, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(ApprovalsConfig::default());
+        };
+        if raw.keepalive_s == 0 {
+            return Err(self.invalid(
+                "approvals.keepalive_s",
+                "must be above 0",
+                "the default is 10",
+            ));
+        }
+        if raw.max_pending == 0 {
+            return Err(self.invalid(
+                "approvals.max_pending",
+                "must be above 0",
+                "the default is 10000",
+            ));
+        }
+        Ok(ApprovalsConfig {
+            keepalive: Duration::from_secs(raw.keepalive_s),
+            max_pending: raw.max_pending,
         })
     }
 

@@ -187,3 +187,25 @@ fn control_plane_mistakes_are_refused_with_the_key() {
         assert!(err.contains(key), "expected `{key}` in: {err}");
     }
 }
+
+#[test]
+fn the_approvals_section_is_validated() {
+    let defaults = parse(VALID).unwrap().approvals;
+    assert_eq!(defaults.keepalive, Duration::from_secs(10));
+    assert_eq!(defaults.max_pending, 10_000);
+    let config = parse(&format!(
+        "{VALID}[approvals]\nkeepalive_s = 3\nmax_pending = 5\n"
+    ))
+    .unwrap();
+    assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
+    assert_eq!(config.approvals.max_pending, 5);
+    let cases = [
+        ("[approvals]\nmax_pending = 0\n", "approvals.max_pending"),
+        ("[approvals]\nkeepalive_s = 0\n", "approvals.keepalive_s"),
+        ("[approvals]\nkeepalive = 3\n", "unknown field"),
+    ];
+    for (extra, expected) in cases {
+        let err = parse(&format!("{VALID}{extra}")).unwrap_err().to_string();
+        assert!(err.contains(expected), "{extra} => {err}");
+    }
+}

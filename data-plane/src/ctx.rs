@@ -34,6 +34,9 @@ pub(crate) struct Shared {
     /// The control-plane link (bundles, status; approvals and audit reuse it),
     /// `None` in directory mode.
     pub(crate) control: Option<crate::control::ControlPlaneLink>,
+    /// Approvals on the control plane; `None` without `[control_plane]` (held
+    /// calls are then refused).
+    pub(crate) approvals: Option<Arc<crate::control::approvals::ApprovalClient>>,
 }
 
 /// One request's context, carried through the stages.

@@ -93,7 +93,10 @@ pub(crate) fn filter_tools(ctx: &RequestCtx, result: &mut Value) -> usize {
 }
 
 /// The JSON-RPC error object for a refused message; `None` when it is allowed.
-pub(crate) fn refusal(evaluation: &Evaluation) -> Option<Value> {
+/// `can_hold` says whether this node has a control plane to hold calls with (a held
+/// call that reaches this function then could not be held: a notification or part
+/// of a batch).
+pub(crate) fn refusal(evaluation: &Evaluation, can_hold: bool) -> Option<Value> {
     let decision = &evaluation.decision;
     match decision.verdict {
         Verdict::Allow => None,
@@ -112,11 +115,14 @@ pub(crate) fn refusal(evaluation: &Evaluation) -> Option<Value> {
                 .message
                 .as_deref()
                 .unwrap_or("the policy requires a human approval for this call");
+            let hint = if can_hold {
+                "only a single request can wait for approval, not a notification or a batch element; send it on its own"
+            } else {
+                "this proxy node has no [control_plane] configured, so it cannot hold calls for approval and the call was not forwarded; configure [control_plane] url and token"
+            };
             Some(json!({
                 "code": codes::APPROVAL_REQUIRED,
-                "message": format!(
-                    "approval required: {why}; approvals are not yet available on this proxy node, so the call was not forwarded"
-                ),
+                "message": format!("approval required: {why}; {hint}"),
                 "data": {"reasons": decision.reasons, "reviewers": reviewers, "revision": evaluation.revision},
             }))
         }
@@ -159,12 +165,16 @@ mod tests {
 
     #[test]
     fn an_allow_is_no_refusal() {
-        assert!(refusal(&evaluation(Decision::allow())).is_none());
+        assert!(refusal(&evaluation(Decision::allow()), false).is_none());
     }
 
     #[test]
     fn a_deny_carries_the_policy_message_reasons_and_revision() {
-        let error = refusal(&evaluation(Decision::deny("sql.ddl", "DDL is not allowed"))).unwrap();
+        let error = refusal(
+            &evaluation(Decision::deny("sql.ddl", "DDL is not allowed")),
+            false,
+        )
+        .unwrap();
         assert_eq!(error["code"], codes::DENIED);
         assert_eq!(error["message"], "DDL is not allowed");
         assert_eq!(error["data"]["reasons"][0], "sql.ddl");
@@ -172,19 +182,19 @@ mod tests {
     }
 
     #[test]
-    fn require_approval_says_approvals_are_not_available_yet() {
+    fn require_approval_without_a_control_plane_says_to_configure_one() {
         let mut decision = Decision::deny("sql.write_on_prod", "writes on prod need a DBA");
         decision.verdict = Verdict::RequireApproval;
         decision.approval = Some(ApprovalSpec {
             reviewers: vec!["dba".into()],
             ..ApprovalSpec::default()
         });
-        let error = refusal(&evaluation(decision)).unwrap();
+        let error = refusal(&evaluation(decision), false).unwrap();
         assert_eq!(error["code"], codes::APPROVAL_REQUIRED);
         assert!(error["message"]
             .as_str()
             .unwrap()
-            .contains("not yet available"));
+            .contains("configure [control_plane]"));
         assert_eq!(error["data"]["reviewers"][0], "dba");
     }
 }

@@ -41,6 +41,15 @@ pub mod codes {
     /// The audit backlog is full (the audit sink is unreachable): the call was not
     /// forwarded because it could not be recorded (`[audit] on_full = "refuse"`).
     pub const AUDIT_UNAVAILABLE: i64 = -32020;
+    /// A reviewer denied the held call (`data`: approval_id, decided_by, reason).
+    pub const APPROVAL_DENIED: i64 = -32011;
+    /// The held call's approval expired or was cancelled before approval.
+    pub const APPROVAL_EXPIRED: i64 = -32012;
+    /// `approval.mode = "async"`: the approval was requested; repeat the identical
+    /// call once it is approved (`data.approval_id`).
+    pub const APPROVAL_PENDING: i64 = -32013;
+    /// The control plane could not be reached to obtain the approval.
+    pub const APPROVAL_UNAVAILABLE: i64 = -32014;
 }
 
 /// A data-plane failure.

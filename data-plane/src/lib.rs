@@ -2,9 +2,9 @@
 //! message with the Rego policy before it moves, in either direction.
 //!
 //! One module per stage of the request path (see `mcp` for the order): `accept`,
-//! `authenticate`, `decode`, `decide`, `forward`, `respond` (with `sse`), `record`
-//! (the audit trail, with `mask`), plus `config`, `control`, `session`, `protocol`,
-//! `upstream` and `error`. The proxy keeps no state
+//! `authenticate`, `decode`, `decide`, `hold`, `forward`, `respond` (with `sse`),
+//! `record` (the audit trail, with `mask`), plus `control` (the control-plane link),
+//! `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
 //! a restart would lose: sessions are sealed ids any node with the same secret can
 //! verify (see `session`).
 
@@ -24,6 +24,7 @@ mod decide;
 pub mod decode;
 pub mod error;
 mod forward;
+mod hold;
 pub mod mask;
 mod mcp;
 mod metrics;
@@ -131,6 +132,9 @@ impl Proxy {
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
             recorder: record::Recorder::start(&config.audit, control.clone())?,
             metrics: metrics::Metrics::default(),
+            approvals: control
+                .clone()
+                .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
             control,
         });
         Ok(Proxy {

@@ -4,7 +4,7 @@
 //! ```text
 //! accept (route, Origin) → authenticate → session (unseal) → read body (bounded)
 //!   → decode (strict) → protocol rules → admit (audit backlog) → decide + record
-//!   (every message) → forward → respond (+ mask, record)
+//!   (every message) → hold (approval) → forward → respond (+ mask, record)
 //! ```
 //! Origin comes before authentication so a rebinding page learns nothing about keys;
 //! the session is unsealed before the body is read so a hijack costs no parsing;
@@ -16,6 +16,7 @@ use crate::decide::{decide, error_response, refusal};
 use crate::decode::{decode, Payload};
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
+use crate::hold::{hold, Held};
 use crate::protocol::{
     check_content_headers, check_request, Revision, PROTOCOL_VERSION, SESSION_ID,
 };
@@ -166,6 +167,7 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     let mut refusals = Vec::with_capacity(payload.messages().len());
     let mut calls = Vec::new();
     let mut verdict = Verdict::Allow;
+    let mut held = None;
     for message in payload.messages() {
         let evaluation = decide(&ctx, message, Direction::ClientToServer);
         ctx.shared
@@ -180,9 +182,32 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
             .recorder
             .record(event.decided(&evaluation), &message.value);
         calls.extend(Call::of(&ctx, message, &evaluation));
-        refusals.push(refusal(&evaluation));
+        refusals.push(refusal(&evaluation, ctx.shared.approvals.is_some()));
+        held = Some(evaluation);
     }
     ctx.span.record("verdict", verdict.as_str());
+    // Only a single request can wait for a human: a notification has no id to answer
+    // under, and a batch is refused whole (send the held call on its own).
+    if let (Payload::Single(message), Some(evaluation), Some(approvals)) =
+        (&payload, &held, ctx.shared.approvals.clone())
+    {
+        let request = message.method().is_some() && message.id().is_some();
+        if request && evaluation.decision.verdict == Verdict::RequireApproval {
+            match hold(
+                &ctx,
+                approvals,
+                message,
+                evaluation,
+                &parts.headers,
+                bytes.clone(),
+            )
+            .await
+            {
+                Held::Answer(response) => return Ok(response),
+                Held::Released => refusals.clear(),
+            }
+        }
+    }
     if refusals.iter().any(Option::is_some) {
         return Ok(refuse(&payload, refusals));
     }

@@ -59,7 +59,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> ProxyResponse {
 
 /// One client request of the exchange, for its answer: what it called (recorded
 /// with the answer) and what the decision said to mask in the answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Call {
     id: Value,
     tool: String,
@@ -98,6 +98,8 @@ pub(crate) struct Exchange {
     upstream_ms: u64,
     /// The session id the agent sees (a new one when this answers `initialize`).
     session: String,
+    /// The approval that released the call, recorded with its answer.
+    approval_id: Option<String>,
 }
 
 impl Exchange {
@@ -109,7 +111,14 @@ impl Exchange {
             sent,
             upstream_ms: 0,
             session: String::new(),
+            approval_id: None,
         }
+    }
+
+    /// The exchange of a held call released by `approval_id`.
+    pub(crate) fn approved_by(mut self, approval_id: &str) -> Exchange {
+        self.approval_id = Some(approval_id.to_owned());
+        self
     }
 
     fn call(&self, id: &Value) -> Option<&Call> {
@@ -238,6 +247,7 @@ fn answer(ctx: &RequestCtx, message: Message, exchange: &Exchange) -> (Value, bo
     let mut event = AuditEvent::of(ctx, Direction::ServerToClient, &message, &exchange.session);
     event.verdict = Verdict::Allow.as_str().to_owned();
     event.upstream_ms = exchange.upstream_ms;
+    event.approval_id.clone_from(&exchange.approval_id);
     let mut value = message.value;
     let mut changed = false;
     if let MessageKind::Response { id } = &message.kind {
@@ -349,7 +359,8 @@ fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message, session: &str)
     ctx.shared
         .recorder
         .record(event.decided(&evaluation), &message.value);
-    let Some(error) = refusal(&evaluation) else {
+    // Server-to-client messages are never held: there is no one to hold them for.
+    let Some(error) = refusal(&evaluation, false) else {
         return Some(message.value);
     };
     tracing::info!(

@@ -15,6 +15,7 @@
 )]
 
 mod bundle;
+pub mod canonical;
 mod compiled;
 pub mod decision;
 mod encode;

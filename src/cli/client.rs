@@ -2,6 +2,7 @@
 //! the global options (`--control-plane`, `--token`, `--output`), the channel, the
 //! bearer token, and errors that say what to do.
 
+use airlock_control_plane::api::approval_service_client::ApprovalServiceClient;
 use airlock_control_plane::api::audit_service_client::AuditServiceClient;
 use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
 use airlock_control_plane::api::node_service_client::NodeServiceClient;
@@ -118,6 +119,11 @@ impl ControlPlaneClient {
         AuditServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The `ApprovalService` client.
+    pub fn approvals(&self) -> ApprovalServiceClient<Channel> {
+        ApprovalServiceClient::new(self.channel.clone())
     }
 
     /// Turns a failed call into an error that says what to do.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 /// Arguments of `airlock control-plane`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example config (TOML; relative paths are relative to the file):\n  listen = \"127.0.0.1:7443\"\n  data_dir = \"airlock-data\"\n  trusted_keys = [\"release.pub\"]      # from `airlock bundle keygen -o release`\n  [[tokens]]\n  subject = \"ada\"\n  sha256 = \"...\"                       # printf %s TOKEN | sha256sum\n  roles = [\"admin\"]                    # admin, reviewer, auditor, node\n  # [tls] cert = \"server.crt\", key = \"server.key\" (PEM) to serve TLS"
+    after_help = "Example config (TOML; relative paths are relative to the file):\n  listen = \"127.0.0.1:7443\"\n  data_dir = \"airlock-data\"\n  trusted_keys = [\"release.pub\"]      # from `airlock bundle keygen -o release`\n  [[tokens]]\n  subject = \"ada\"\n  sha256 = \"...\"                       # printf %s TOKEN | sha256sum\n  roles = [\"admin\"]                    # admin, reviewer, auditor, node\n  groups = [\"dba\"]                    # reviewer groups (who may decide which approvals)\n  # [tls] cert = \"server.crt\", key = \"server.key\" (PEM) to serve TLS\n  # [ui] listen = \"127.0.0.1:7480\"     # the reviewers' page at /ui\n  # [webhooks] urls = [\"http://...\"]   # POSTed on each new approval request"
 )]
 pub struct ControlPlaneArgs {
     /// Configuration file (TOML).
@@ -47,6 +47,9 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<ExitCode> {
             "airlock control-plane listening on {scheme}://{}",
             plane.local_addr()
         )?;
+        if let Some(addr) = plane.ui_addr() {
+            writeln!(stdout, "airlock reviewer page on http://{addr}/ui")?;
+        }
         stdout.flush()?;
     }
     eprintln!("data in {}; Ctrl-C or SIGTERM to stop", data_dir.display());

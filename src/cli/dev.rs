@@ -87,6 +87,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 
     let plane = super::dev_control::start(&data_dir, args.control_plane_port, &secrets).await?;
     let revision = plane.publish_policies(&policies).await?;
+    let reviewer_page = plane.ui_url();
     let link = super::dev_control::Link {
         url: plane.url(),
         public_key: plane.public_key.clone(),
@@ -119,6 +120,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         policies: &policies,
         revision: &revision,
         control_plane: &link.url,
+        reviewer_page: &reviewer_page,
         signing_key: &link.signing_key,
         data_dir: &data_dir,
         config_path: &config_path,
@@ -268,6 +270,7 @@ struct Instructions<'a> {
     policies: &'a Path,
     revision: &'a str,
     control_plane: &'a str,
+    reviewer_page: &'a str,
     signing_key: &'a Path,
     data_dir: &'a Path,
     config_path: &'a Path,
@@ -317,7 +320,7 @@ Try it with curl (stateless MCP 2026-07-28, one request each):
 What to expect with the default policies:
   query SELECT ...           allowed; rows come back from the demo database
   execute DROP TABLE ...     denied (sql.ddl), the table is still there
-  execute INSERT/UPDATE ...  held: approval required for writes on env=prod
+  execute INSERT/UPDATE ...  held until a reviewer approves (writes on env=prod)
   http_request to a host off the allow-list   denied (egress.host_not_allowed)
 
 Use every `airlock` CLI command from another shell (admin + reviewer token):
@@ -332,6 +335,13 @@ Change the policy live: edit a .rego file, then
   airlock bundle push {policies} --signing-key {signing_key}
 (the proxy verifies, compiles and swaps it in; roll back with `airlock bundle activate REV`)
 
+Approve a held call (run the UPDATE curl above: it waits, printing keep-alives):
+  airlock approvals list                      # add --watch to follow new ones
+  airlock approvals show ID                   # payload, identity, reasons, policy revision
+  airlock approvals approve ID --reason "checked the row"
+  airlock approvals deny ID --reason "not now"
+or in the browser: {reviewer_page} (sign in with the AIRLOCK_TOKEN above)
+
 Data directory: {data_dir}
 Press Ctrl-C to stop.
 "#,
@@ -343,6 +353,7 @@ Press Ctrl-C to stop.
         revision = i.revision,
         control_plane = i.control_plane,
         operator_token = i.secrets.operator_token,
+        reviewer_page = i.reviewer_page,
         signing_key = i.signing_key.display(),
         data_dir = i.data_dir.display(),
         curl_read = curl_example(
@@ -375,6 +386,6 @@ fn curl_example(endpoint: &str, key: &str, tool: &str, sql: &str) -> String {
         }
     });
     format!(
-        "  curl -s {endpoint} \\\n    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \\\n    -H 'Mcp-Method: tools/call' -H 'Mcp-Name: {tool}' \\\n    -d '{body}'\n"
+        "  curl -sN {endpoint} \\\n    -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2026-07-28' \\\n    -H 'Mcp-Method: tools/call' -H 'Mcp-Name: {tool}' \\\n    -d '{body}'\n"
     )
 }

@@ -37,6 +37,14 @@ impl DevControlPlane {
         format!("http://{}", self.plane.local_addr())
     }
 
+    /// The reviewer page, `http://127.0.0.1:PORT/ui`.
+    pub(super) fn ui_url(&self) -> String {
+        match self.plane.ui_addr() {
+            Some(addr) => format!("http://{addr}/ui"),
+            None => "(no reviewer page)".to_owned(),
+        }
+    }
+
     /// Signs `policies` with the dev key and publishes (activates) it in process;
     /// returns the revision.
     pub(super) async fn publish_policies(&self, policies: &Path) -> anyhow::Result<String> {
@@ -68,21 +76,26 @@ pub(super) async fn start(
     let key = SigningKey::from_file(&signing_key)?;
     let trusted = PublicKey::from_file(&public_key)?;
     let tokens = vec![
+        // Approvals: the operator reviews the demo's held calls (writes on prod wait
+        // for `dba`, unknown tools for `security`).
         TokenEntry::from_plain(
             "dev-operator",
             &secrets.operator_token,
             &[Role::Admin, Role::Reviewer],
-        ),
+        )
+        .with_groups(&["dba", "security"]),
         TokenEntry::from_plain("dev-proxy", &secrets.node_token, &[Role::Node]),
     ];
     let mut port = port;
     loop {
-        let config = ControlPlaneConfig::new(
+        let mut config = ControlPlaneConfig::new(
             SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             data_dir.join("control-plane"),
             vec![trusted.clone()],
             tokens.clone(),
         );
+        // Approvals: the reviewer page, on a free loopback port.
+        config.ui_listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
         match ControlPlane::start(config).await {
             Ok(plane) => {
                 return Ok(DevControlPlane {

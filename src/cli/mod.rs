@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes its clap arguments and a `run`.
 
+pub mod approvals;
 pub mod audit;
 pub mod bundle;
 pub mod client;

@@ -95,7 +95,7 @@ impl Process {
         (process, rest)
     }
 
-    fn wait_for_line(&mut self, marker: &str) -> String {
+    pub fn wait_for_line(&mut self, marker: &str) -> String {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -205,7 +205,7 @@ impl Stack {
     }
 }
 
-fn assert_loopback(url: &str) {
+pub fn assert_loopback(url: &str) {
     assert!(
         url.starts_with("http://127.0.0.1:"),
         "expected a server on http://127.0.0.1:PORT, got '{url}'"
@@ -213,7 +213,7 @@ fn assert_loopback(url: &str) {
 }
 
 /// A key nobody else knows: the test's pid and the clock, hashed.
-fn fresh_key() -> String {
+pub fn fresh_key() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -248,7 +248,7 @@ labels = {{ env = "prod" }}
     )
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the policy copy");
     let entries = std::fs::read_dir(from)
         .unwrap_or_else(|e| panic!("cannot read the policies at {}: {e}", from.display()));
@@ -264,7 +264,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Polls `GET /readyz` until it answers 200, for at most `START_TIMEOUT`.
-fn wait_ready(proxy: &mut Process, base: &str) {
+pub fn wait_ready(proxy: &mut Process, base: &str) {
     let addr = base.trim_start_matches("http://");
     let deadline = Instant::now() + START_TIMEOUT;
     let mut last = String::from("no answer");

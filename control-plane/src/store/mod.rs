@@ -4,9 +4,11 @@
 //! Every write is durable (flushed) when the method returns: an RPC acknowledges
 //! only what survives a crash.
 
+mod approval;
 mod audit;
 mod sled;
 
+pub use self::approval::{grant_key, ApprovalRecord, ApprovalState, Mode, Review, Verdict};
 pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
@@ -101,4 +103,13 @@ pub trait Store: Send + Sync + 'static {
     fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
     /// Every node's last report, sorted by node id.
     fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// Stores (replaces) an approval and keeps the grant index in step: an approved
+    /// record is findable by [`ApprovalRecord::grant_key`], any other state is not.
+    fn put_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError>;
+    /// One approval by id.
+    fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Every approval, in no particular order.
+    fn approvals(&self) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// The id of the approved, unused approval for a grant key, if any.
+    fn grant(&self, grant_key: &str) -> Result<Option<String>, StoreError>;
 }

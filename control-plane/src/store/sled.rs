@@ -1,8 +1,10 @@
 //! [`Store`] on sled: trees `bundles` (revision → JSON record), `archives`
 //! (revision → archive bytes), `meta` (`active_revision`) and `nodes`
-//! (node id → JSON record). Every write flushes before returning.
+//! (node id → JSON record), `approvals` (approval id → JSON record) and `grants`
+//! (grant key → approval id of an approved, unused approval). Every write flushes
+//! before returning.
 
-use super::{BundleRecord, Insert, NodeRecord, Store, StoreError};
+use super::{ApprovalRecord, ApprovalState, BundleRecord, Insert, NodeRecord, Store, StoreError};
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional as _;
@@ -18,6 +20,8 @@ pub struct SledStore {
     archives: sled::Tree,
     meta: sled::Tree,
     nodes: sled::Tree,
+    approvals: sled::Tree,
+    grants: sled::Tree,
     path: String,
 }
 
@@ -35,6 +39,8 @@ impl SledStore {
             archives: db.open_tree("archives").map_err(err)?,
             meta: db.open_tree("meta").map_err(err)?,
             nodes: db.open_tree("nodes").map_err(err)?,
+            approvals: db.open_tree("approvals").map_err(err)?,
+            grants: db.open_tree("grants").map_err(err)?,
             db,
             path,
         })
@@ -158,6 +164,51 @@ impl Store for SledStore {
             nodes.push(decode::<NodeRecord>(&key, &bytes)?);
         }
         Ok(nodes)
+    }
+
+    fn put_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError> {
+        let key = approval.approval_id.as_bytes();
+        let value = encode(approval);
+        let grant = approval.grant_key();
+        let approved = approval.state == ApprovalState::Approved;
+        let outcome = (&self.approvals, &self.grants).transaction(|(approvals, grants)| {
+            approvals.insert(key, value.as_slice())?;
+            if approved {
+                grants.insert(grant.as_bytes(), key)?;
+            } else if grants.get(grant.as_bytes())?.as_deref() == Some(key) {
+                grants.remove(grant.as_bytes())?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match outcome {
+            Ok(()) | Err(TransactionError::Abort(())) => self.flush(),
+            Err(TransactionError::Storage(e)) => Err(self.db_err(e)),
+        }
+    }
+
+    fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        let key = approval_id.as_bytes();
+        match self.approvals.get(key).map_err(|e| self.db_err(e))? {
+            Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn approvals(&self) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.approvals.iter() {
+            let (key, bytes) = item.map_err(|e| self.db_err(e))?;
+            out.push(decode::<ApprovalRecord>(&key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    fn grant(&self, grant_key: &str) -> Result<Option<String>, StoreError> {
+        let value = self
+            .grants
+            .get(grant_key.as_bytes())
+            .map_err(|e| self.db_err(e))?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 }
 

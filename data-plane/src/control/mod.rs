@@ -7,6 +7,7 @@
 //! the node reporter (status on change and as a heartbeat). Both retry with a
 //! jittered, capped backoff and never hold a lock across an await.
 
+pub(crate) mod approvals;
 mod backoff;
 mod bundles;
 mod cache;
