@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "airlock/v1/policy.proto",
     "airlock/v1/bundle.proto",
     "airlock/v1/node.proto",
+    "airlock/v1/audit.proto",
     "airlock/v1/approval.proto",
 ];
 

@@ -40,6 +40,12 @@ enum Command {
     /// The fleet of proxies, as the control plane sees it.
     #[command(subcommand)]
     Nodes(cli::nodes::NodesCommand),
+    /// Read and verify the audit log: tail, query, export, verify.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
+    /// MCP sessions from the audit log: list, replay.
+    #[command(subcommand)]
+    Sessions(cli::sessions::SessionsCommand),
     /// Review held calls: list, show, approve, deny.
     #[command(subcommand)]
     Approvals(cli::approvals::ApprovalsCommand),
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cli::policy::run(cmd),
         Command::Bundle(cmd) => cli::runtime(cli::bundle::run(cmd, &cli.global)),
         Command::Nodes(cmd) => cli::runtime(cli::nodes::run(cmd, &cli.global)),
+        Command::Audit(cmd) => cli::runtime(cli::audit::run(cmd, &cli.global)),
+        Command::Sessions(cmd) => cli::runtime(cli::sessions::run(cmd, &cli.global)),
         Command::Approvals(cmd) => cli::runtime(cli::approvals::run(cmd, &cli.global)),
     };
     match result {

@@ -50,6 +50,12 @@ pub enum Rpc {
     NodeReport,
     /// `NodeService.List`.
     NodeList,
+    /// `AuditService.Append`.
+    AuditAppend,
+    /// `AuditService.Query`.
+    AuditQuery,
+    /// `AuditService.Verify`.
+    AuditVerify,
     /// `ApprovalService.Submit`.
     ApprovalSubmit,
     /// `ApprovalService.Watch`.
@@ -68,7 +74,7 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 14] = [
+    pub const ALL: [Rpc; 17] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -76,6 +82,9 @@ impl Rpc {
         Rpc::BundleWatch,
         Rpc::NodeReport,
         Rpc::NodeList,
+        Rpc::AuditAppend,
+        Rpc::AuditQuery,
+        Rpc::AuditVerify,
         Rpc::ApprovalSubmit,
         Rpc::ApprovalWatch,
         Rpc::ApprovalConsume,
@@ -95,6 +104,8 @@ impl Rpc {
             Rpc::BundleWatch => &[Admin, Node],
             Rpc::NodeReport => &[Node],
             Rpc::NodeList => &[Admin, Auditor],
+            Rpc::AuditAppend => &[Node],
+            Rpc::AuditQuery | Rpc::AuditVerify => &[Admin, Auditor],
             // A node only ever sees and uses the approvals it submitted (checked in
             // `approvals`); deciding also needs membership of a listed group.
             Rpc::ApprovalSubmit | Rpc::ApprovalConsume | Rpc::ApprovalCancel => &[Admin, Node],
@@ -115,6 +126,9 @@ impl std::fmt::Display for Rpc {
             Rpc::BundleWatch => "BundleService.Watch",
             Rpc::NodeReport => "NodeService.Report",
             Rpc::NodeList => "NodeService.List",
+            Rpc::AuditAppend => "AuditService.Append",
+            Rpc::AuditQuery => "AuditService.Query",
+            Rpc::AuditVerify => "AuditService.Verify",
             Rpc::ApprovalSubmit => "ApprovalService.Submit",
             Rpc::ApprovalWatch => "ApprovalService.Watch",
             Rpc::ApprovalConsume => "ApprovalService.Consume",
@@ -271,6 +285,9 @@ mod tests {
             (Rpc::BundleWatch, [true, false, false, true]),
             (Rpc::NodeReport, [false, false, false, true]),
             (Rpc::NodeList, [true, false, true, false]),
+            (Rpc::AuditAppend, [false, false, false, true]),
+            (Rpc::AuditQuery, [true, false, true, false]),
+            (Rpc::AuditVerify, [true, false, true, false]),
             (Rpc::ApprovalSubmit, [true, false, false, true]),
             (Rpc::ApprovalWatch, [true, true, false, true]),
             (Rpc::ApprovalConsume, [true, false, false, true]),

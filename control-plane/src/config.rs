@@ -6,10 +6,17 @@
 //! data_dir = "airlock-data"          # default: ./airlock-data in the working directory
 //! trusted_keys = ["keys/release.pub"] # written by `airlock bundle keygen`
 //! max_bundle_bytes = 16777216        # uncompressed, default 16 MiB
+//! metrics_listen = "127.0.0.1:9464"  # optional: Prometheus GET /metrics (plain HTTP)
 //!
 //! [tls]                              # optional; plain HTTP/2 without it
 //! cert = "tls/server.crt"            # PEM
 //! key = "tls/server.key"             # PEM
+//!
+//! [audit]                          # optional
+//! checkpoint_every = 1000            # sign a checkpoint every N records
+//! checkpoint_interval_s = 60         # and every T seconds when the log grew
+//! signing_key = "audit-signing.key"  # ed25519 seed, hex; default: in data_dir, generated
+//! retention_days = 365               # prune older records (signed record of the range); 0/absent: keep
 //!
 //! [[tokens]]
 //! subject = "ada"
@@ -51,6 +58,10 @@ pub struct ControlPlaneConfig {
     pub limits: Limits,
     /// PEM certificate and key; `None` serves plain HTTP/2.
     pub tls: Option<TlsFiles>,
+    /// The audit log's checkpoints and signing key (`[audit]`).
+    pub audit: crate::AuditSettings,
+    /// Where to serve Prometheus `GET /metrics` (plain HTTP), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the reviewers' web page listens (`[ui] listen`); `None`: no page.
     pub ui_listen: Option<SocketAddr>,
     /// The page's URL as reviewers reach it (`[ui] public_url`), linked from webhooks.
@@ -79,8 +90,19 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
+    audit: Option<RawAudit>,
+    metrics_listen: Option<String>,
     ui: Option<RawUi>,
     webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_every: Option<u64>,
+    checkpoint_interval_s: Option<u64>,
+    signing_key: Option<PathBuf>,
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +141,8 @@ impl ControlPlaneConfig {
             tokens,
             limits: Limits::default(),
             tls: None,
+            audit: crate::AuditSettings::default(),
+            metrics_listen: None,
             ui_listen: None,
             ui_public_url: None,
             webhook_urls: Vec::new(),
@@ -186,6 +210,13 @@ impl ControlPlaneConfig {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
         });
+        let audit = audit_settings(raw.audit, &resolve).map_err(bad)?;
+        let metrics_listen = match raw.metrics_listen.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                bad(format!("metrics_listen = {text:?} is not an address; use IP:PORT, e.g. \"127.0.0.1:9464\""))
+            })?),
+        };
         let ui_listen = match &raw.ui {
             Some(ui) => Some(ui.listen.parse().map_err(|_| {
                 bad(format!(
@@ -208,11 +239,41 @@ impl ControlPlaneConfig {
             tokens: raw.tokens,
             limits: Limits { max_bytes },
             tls,
+            audit,
+            metrics_listen,
             ui_listen,
             ui_public_url: raw.ui.and_then(|u| u.public_url),
             webhook_urls,
         })
     }
+}
+
+fn audit_settings(
+    raw: Option<RawAudit>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<crate::AuditSettings, String> {
+    let mut settings = crate::AuditSettings::default();
+    let Some(raw) = raw else {
+        return Ok(settings);
+    };
+    if let Some(every) = raw.checkpoint_every {
+        if every == 0 {
+            return Err("audit.checkpoint_every must be positive; omit it for 1000".to_owned());
+        }
+        settings.checkpoint_every = every;
+    }
+    if let Some(seconds) = raw.checkpoint_interval_s {
+        if seconds == 0 {
+            return Err("audit.checkpoint_interval_s must be positive; omit it for 60".to_owned());
+        }
+        settings.checkpoint_interval = std::time::Duration::from_secs(seconds);
+    }
+    settings.signing_key = raw.signing_key.as_deref().map(resolve);
+    settings.retention = match raw.retention_days {
+        None | Some(0) => None,
+        Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+    };
+    Ok(settings)
 }
 
 fn validate_tokens(tokens: &[TokenEntry]) -> Result<(), String> {

@@ -15,10 +15,12 @@
 )]
 
 mod approvals;
+pub mod audit;
 pub mod auth;
 mod bundles;
 mod config;
 mod error;
+pub mod metrics;
 pub mod nodes;
 mod server;
 pub mod store;
@@ -27,6 +29,7 @@ mod webhooks;
 
 pub use airlock_proto::v1 as api;
 pub use approvals::Approvals;
+pub use audit::{Audit, AuditSettings};
 pub use auth::{token_sha256, Role, TokenEntry};
 pub use bundles::{Bundles, WatchStream};
 pub use config::{ControlPlaneConfig, TlsFiles, DEFAULT_LISTEN};

@@ -2,9 +2,11 @@
 //! server reflection (for `grpcurl`), optional TLS, graceful shutdown.
 
 use crate::api::approval_service_server::ApprovalServiceServer;
+use crate::api::audit_service_server::AuditServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
 use crate::approvals::Approvals;
+use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
@@ -29,6 +31,9 @@ pub struct ControlPlane {
     tls: Option<ServerTlsConfig>,
     bundles: Bundles,
     nodes: Nodes,
+    audit: Audit,
+    checkpoint_interval: std::time::Duration,
+    metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
     approvals: Approvals,
     ui: Option<(tokio::net::TcpListener, SocketAddr)>,
     stop: watch::Sender<bool>,
@@ -55,8 +60,33 @@ impl ControlPlane {
         let verifier = BundleVerifier::new(config.trusted_keys.iter().cloned())
             .map_err(|e| config_error(e.to_string()))?
             .with_limits(config.limits);
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        let sled = SledStore::open(&config.data_dir)?;
+        let audit_log = Arc::new(sled.audit_log()?);
+        let store: Arc<dyn Store> = Arc::new(sled);
         let auth = Arc::new(Authenticator::new(&config.tokens));
+        let key_path = config
+            .audit
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("audit-signing.key"));
+        let audit_key = crate::audit::checkpoint::load_or_generate(&key_path)?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let audit = Audit::new(
+            audit_log,
+            audit_key,
+            auth.clone(),
+            &config.audit,
+            metrics.clone(),
+        )?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some((
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ControlPlaneError::Bind { addr, source })?,
+                metrics,
+            )),
+            None => None,
+        };
         let (stop, stopping) = watch::channel(false);
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
         let ui = match config.ui_listen {
@@ -97,6 +127,9 @@ impl ControlPlane {
             tls,
             bundles,
             nodes,
+            audit,
+            checkpoint_interval: config.audit.checkpoint_interval,
+            metrics: metrics_listener,
             approvals,
             ui,
             stop,
@@ -104,9 +137,19 @@ impl ControlPlane {
         })
     }
 
+    /// The bound address of the metrics port, if `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The audit service, for appending in process (benches).
+    pub fn audit(&self) -> Audit {
+        self.audit.clone()
     }
 
     /// The address of the reviewers' web page (`[ui] listen`), if configured.
@@ -150,6 +193,12 @@ impl ControlPlane {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
+        reporter.set_serving::<AuditServiceServer<Audit>>().await;
+        self.audit
+            .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
+        if let Some((listener, metrics)) = self.metrics {
+            crate::metrics::serve(listener, metrics, self.stop.subscribe());
+        }
         reporter
             .set_serving::<ApprovalServiceServer<Approvals>>()
             .await;
@@ -188,6 +237,7 @@ impl ControlPlane {
             .add_service(reflection)
             .add_service(bundles)
             .add_service(NodeServiceServer::new(self.nodes))
+            .add_service(AuditServiceServer::new(self.audit))
             .add_service(ApprovalServiceServer::new(self.approvals))
             .serve_with_incoming_shutdown(incoming, signal)
             .await

@@ -1,5 +1,5 @@
 //! Stage 1, accept: the HTTP server, routing (`/mcp/{server}`, `/healthz`,
-//! `/readyz`), the `Origin` check and the bounded body read.
+//! `/readyz`, `/metrics`), the `Origin` check and the bounded body read.
 
 use crate::ctx::Shared;
 use crate::error::ProxyError;
@@ -88,6 +88,17 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
                 &json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
             ),
         };
+    }
+    if path == "/metrics" {
+        let text = shared
+            .metrics
+            .render(shared.recorder.backlog(), shared.recorder.dropped());
+        let mut response = http::Response::new(crate::respond::full(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        return response;
     }
     match path.strip_prefix("/mcp/") {
         Some(server) if !server.is_empty() && !server.contains('/') => {

@@ -2,6 +2,9 @@
 //! values the request path uses, so a typo fails at start-up (file, key, hint) and
 //! never mid-request.
 
+mod audit;
+
+pub use self::audit::{AuditConfig, OnFull};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -70,6 +73,8 @@ struct RawConfig {
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
+    #[serde(default)]
+    audit: audit::RawAudit,
     approvals: Option<RawApprovals>,
 }
 
@@ -209,6 +214,8 @@ pub struct ProxyConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
+    /// Where audit events go (`[audit]`).
+    pub audit: AuditConfig,
     /// How held calls wait (`[approvals]`; they need `[control_plane]`).
     pub approvals: ApprovalsConfig,
 }
@@ -333,6 +340,7 @@ impl Validator<'_> {
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             upstreams: self.upstreams(&raw.upstreams)?,
+            audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,
         })
     }

@@ -27,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) allowed_origins: Vec<String>,
     /// Permits for MCP requests in progress (load shedding).
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// The record stage: audit events, their backlog and sink.
+    pub(crate) recorder: crate::record::Recorder,
+    /// Prometheus counters (`/metrics`).
+    pub(crate) metrics: crate::metrics::Metrics,
     /// The control-plane link (bundles, status; approvals and audit reuse it),
     /// `None` in directory mode.
     pub(crate) control: Option<crate::control::ControlPlaneLink>,

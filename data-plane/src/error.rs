@@ -38,6 +38,9 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: i64 = -32009;
     /// The proxy is at `server.max_concurrent_requests`.
     pub const OVERLOADED: i64 = -32010;
+    /// The audit backlog is full (the audit sink is unreachable): the call was not
+    /// forwarded because it could not be recorded (`[audit] on_full = "refuse"`).
+    pub const AUDIT_UNAVAILABLE: i64 = -32020;
     /// A reviewer denied the held call (`data`: approval_id, decided_by, reason).
     pub const APPROVAL_DENIED: i64 = -32011;
     /// The held call's approval expired or was cancelled before approval.
@@ -139,6 +142,9 @@ pub enum ProxyError {
     /// Too many requests in progress (`server.max_concurrent_requests`).
     #[error("the proxy is at its limit of concurrent requests; retry shortly")]
     Overloaded,
+    /// The audit backlog is full; the call would go unrecorded.
+    #[error("the audit log is unavailable ({0} events wait for the control plane): the call was not forwarded because it could not be recorded; retry later")]
+    AuditUnavailable(usize),
     /// A bug or resource failure inside the proxy.
     #[error("internal proxy error: {0}")]
     Internal(String),
@@ -162,7 +168,9 @@ impl ProxyError {
             | ProxyError::UnsupportedProtocol(_) => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Overloaded | ProxyError::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Config(_)
             | ProxyError::Policy(_)
             | ProxyError::ControlPlane(_)
@@ -190,6 +198,7 @@ impl ProxyError {
                 codes::UPSTREAM_UNAVAILABLE
             }
             ProxyError::Overloaded => codes::OVERLOADED,
+            ProxyError::AuditUnavailable(_) => codes::AUDIT_UNAVAILABLE,
             ProxyError::Config(_)
             | ProxyError::Policy(_)
             | ProxyError::ControlPlane(_)
@@ -204,6 +213,7 @@ impl ProxyError {
             self,
             ProxyError::UpstreamUnavailable { .. }
                 | ProxyError::Overloaded
+                | ProxyError::AuditUnavailable(_)
                 | ProxyError::UpstreamTimeout { .. }
                 | ProxyError::BodyRead(_)
         )

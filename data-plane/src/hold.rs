@@ -22,7 +22,7 @@ use crate::decide::error_response;
 use crate::decode::Message;
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
-use crate::respond::{respond, ProxyResponse};
+use crate::respond::{respond, Call, Exchange, ProxyResponse};
 use airlock_policy::canonical::{canonical_payload, payload_sha256};
 use airlock_policy::Evaluation;
 use airlock_proto::v1 as api;
@@ -60,6 +60,8 @@ struct HeldCall {
     progress: Option<Value>,
     submit: api::ApprovalServiceSubmitRequest,
     deadline: Instant,
+    /// What its answer needs: the tool (recorded) and the decision's masks.
+    answer: Option<Call>,
 }
 
 /// Holds `message` (a request the policy marks `require_approval`).
@@ -155,6 +157,7 @@ fn held_call(
     let approval_id = format!("apr_{}", hex::encode(rand::random::<[u8; 12]>()));
     let timeout_s = spec.timeout_s.clamp(1, 86_400);
     HeldCall {
+        answer: Call::of(ctx, message, evaluation),
         id,
         progress,
         deadline: Instant::now() + Duration::from_secs(timeout_s) + GRACE,
@@ -323,7 +326,14 @@ async fn release(
     let forwarding: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
         Box::pin(forward(ctx, Method::POST, &headers, bytes));
     let answer = match forwarding.await {
-        Ok(upstream) => respond(Arc::clone(ctx), upstream, Vec::new()).await,
+        Ok(upstream) => {
+            // The answer is masked as the decision said and recorded with the
+            // approval that released the call.
+            let calls = call.answer.iter().cloned().collect();
+            let exchange = Exchange::new(Vec::new(), calls, std::time::Instant::now())
+                .approved_by(approval_id);
+            respond(Arc::clone(ctx), upstream, exchange).await
+        }
         Err(err) => Err(err),
     };
     match answer {

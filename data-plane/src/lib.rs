@@ -3,7 +3,8 @@
 //!
 //! One module per stage of the request path (see `mcp` for the order): `accept`,
 //! `authenticate`, `decode`, `decide`, `hold`, `forward`, `respond` (with `sse`),
-//! plus `control` (the control-plane link), `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
+//! `record` (the audit trail, with `mask`), plus `control` (the control-plane link),
+//! `config`, `session`, `protocol`, `upstream` and `error`. The proxy keeps no state
 //! a restart would lose: sessions are sealed ids any node with the same secret can
 //! verify (see `session`).
 
@@ -24,8 +25,11 @@ pub mod decode;
 pub mod error;
 mod forward;
 mod hold;
+pub mod mask;
 mod mcp;
+mod metrics;
 mod protocol;
+pub mod record;
 mod respond;
 mod session;
 mod sse;
@@ -126,6 +130,8 @@ impl Proxy {
             max_response_bytes: config.max_body_bytes.saturating_mul(4),
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            recorder: record::Recorder::start(&config.audit, control.clone())?,
+            metrics: metrics::Metrics::default(),
             approvals: control
                 .clone()
                 .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
@@ -163,7 +169,10 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
         let _source = self._source;
+        let shared = Arc::clone(&self.shared);
         accept::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await;
+        // Events of the last requests may still be on their way to the sink.
+        shared.recorder.drain(self.shutdown_grace).await;
         Ok(())
     }
 }

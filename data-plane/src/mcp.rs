@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! accept (route, Origin) → authenticate → session (unseal) → read body (bounded)
-//!   → decode (strict) → protocol rules → decide (every message) → hold (approval)
-//!   → forward → respond
+//!   → decode (strict) → protocol rules → admit (audit backlog) → decide + record
+//!   (every message) → hold (approval) → forward → respond (+ mask, record)
 //! ```
 //! Origin comes before authentication so a rebinding page learns nothing about keys;
 //! the session is unsealed before the body is read so a hijack costs no parsing;
@@ -20,7 +20,8 @@ use crate::hold::{hold, Held};
 use crate::protocol::{
     check_content_headers, check_request, Revision, PROTOCOL_VERSION, SESSION_ID,
 };
-use crate::respond::{json_response, respond, ProxyResponse};
+use crate::record::AuditEvent;
+use crate::respond::{json_response, respond, Call, Exchange, ProxyResponse};
 use airlock_policy::{Direction, IdentityInput, Verdict};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -127,9 +128,12 @@ async fn run(
     } else {
         // GET opens the server's stream, DELETE ends the session: no body to decide,
         // but every server message on a GET stream is decided in respond.
+        ctx.shared.recorder.admit()?;
         let (parts, _) = request.into_parts();
+        let sent = Instant::now();
         let upstream = forward(&ctx, method, &parts.headers, Bytes::new()).await?;
-        Ok(respond(ctx, upstream, Vec::new()).await?)
+        let exchange = Exchange::new(Vec::new(), Vec::new(), sent);
+        Ok(respond(ctx, upstream, exchange).await?)
     }
 }
 
@@ -147,18 +151,37 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     };
     check_request(&parts.headers, ctx.revision, &payload).map_err(|error| Failure {
         error,
-        id: single_id,
+        id: single_id.clone(),
     })?;
     record_message(&ctx, &payload);
+    // A call that could not be recorded must not happen (promise 3): refuse before
+    // deciding, so nothing is counted against the session either.
+    ctx.shared.recorder.admit().map_err(|error| {
+        ctx.shared.metrics.refused_by_audit();
+        Failure {
+            error,
+            id: single_id,
+        }
+    })?;
 
     let mut refusals = Vec::with_capacity(payload.messages().len());
+    let mut calls = Vec::new();
     let mut verdict = Verdict::Allow;
     let mut held = None;
     for message in payload.messages() {
         let evaluation = decide(&ctx, message, Direction::ClientToServer);
+        ctx.shared
+            .metrics
+            .decided(Direction::ClientToServer, &evaluation);
         if verdict == Verdict::Allow {
             verdict = evaluation.decision.verdict;
         }
+        // Recorded whatever the verdict: denied and held messages are evidence too.
+        let event = AuditEvent::of(&ctx, Direction::ClientToServer, message, ctx.session_id());
+        ctx.shared
+            .recorder
+            .record(event.decided(&evaluation), &message.value);
+        calls.extend(Call::of(&ctx, message, &evaluation));
         refusals.push(refusal(&evaluation, ctx.shared.approvals.is_some()));
         held = Some(evaluation);
     }
@@ -196,8 +219,9 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
         .filter_map(|m| m.id().cloned())
         .collect();
     // The exact bytes that were decoded and decided go upstream (promise 1).
+    let sent = Instant::now();
     let upstream = forward(&ctx, Method::POST, &parts.headers, bytes).await?;
-    Ok(respond(ctx, upstream, listing).await?)
+    Ok(respond(ctx, upstream, Exchange::new(listing, calls, sent)).await?)
 }
 
 fn record_message(ctx: &RequestCtx, payload: &Payload) {

@@ -4,18 +4,22 @@
 //! as it arrives (never buffered whole): a server-to-client request or notification
 //! the policy refuses is dropped (and a refused request is answered to the upstream
 //! with a JSON-RPC error so it does not hang), a `tools/list` result is filtered to
-//! the tools the identity may call, anything else passes byte for byte. A JSON body
-//! streams through untouched unless it answers a `tools/list`, the only case where
-//! the proxy re-serializes.
+//! the tools the identity may call, an answer to a call whose decision listed masks
+//! (`decision.mask`) is masked, anything else passes byte for byte. Every message is
+//! recorded (stage 8). A JSON body streams through untouched unless something must
+//! look at it (a listing, a mask, the audit trail); it is re-serialized only when
+//! it changed.
 
 use crate::ctx::RequestCtx;
 use crate::decide::{decide, error_response, filter_tools, refusal};
 use crate::decode::{decode, Limits, Message, MessageKind};
 use crate::error::ProxyError;
 use crate::forward::{answer_upstream, is_hop_by_hop};
+use crate::mask::MaskSet;
 use crate::protocol::SESSION_ID;
+use crate::record::AuditEvent;
 use crate::sse::{SseEvent, SseParser};
-use airlock_policy::Direction;
+use airlock_policy::{Direction, Evaluation, Verdict};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -23,6 +27,7 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -52,25 +57,104 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> ProxyResponse {
     response
 }
 
+/// One client request of the exchange, for its answer: what it called (recorded
+/// with the answer) and what the decision said to mask in the answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    id: Value,
+    tool: String,
+    mask: Option<MaskSet>,
+}
+
+impl Call {
+    /// The call a request makes, `None` for notifications and responses.
+    pub(crate) fn of(ctx: &RequestCtx, message: &Message, evaluation: &Evaluation) -> Option<Call> {
+        let MessageKind::Request { id, .. } = &message.kind else {
+            return None;
+        };
+        let names = &evaluation.decision.mask;
+        let mask = (!names.is_empty()).then(|| {
+            let (set, unknown) = MaskSet::from_names(names, ctx.shared.recorder.last_four());
+            if !unknown.is_empty() {
+                tracing::warn!(parent: &ctx.span, ?unknown, "decision.mask names unknown detectors: masking with every detector");
+            }
+            set
+        });
+        Some(Call {
+            id: id.clone(),
+            tool: message.target_name().unwrap_or_default().to_owned(),
+            mask,
+        })
+    }
+}
+
+/// What the response path must know about the client's side of the exchange.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    /// Ids of the client's `tools/list` requests (their results are filtered).
+    listing: Vec<Value>,
+    calls: Vec<Call>,
+    sent: Instant,
+    upstream_ms: u64,
+    /// The session id the agent sees (a new one when this answers `initialize`).
+    session: String,
+    /// The approval that released the call, recorded with its answer.
+    approval_id: Option<String>,
+}
+
+impl Exchange {
+    /// The exchange of requests sent upstream at `sent`.
+    pub(crate) fn new(listing: Vec<Value>, calls: Vec<Call>, sent: Instant) -> Exchange {
+        Exchange {
+            listing,
+            calls,
+            sent,
+            upstream_ms: 0,
+            session: String::new(),
+            approval_id: None,
+        }
+    }
+
+    /// The exchange of a held call released by `approval_id`.
+    pub(crate) fn approved_by(mut self, approval_id: &str) -> Exchange {
+        self.approval_id = Some(approval_id.to_owned());
+        self
+    }
+
+    fn call(&self, id: &Value) -> Option<&Call> {
+        self.calls.iter().find(|c| &c.id == id)
+    }
+}
+
 /// Turns the upstream's response into the client's, deciding what it carries.
-/// `listing` holds the ids of the client's `tools/list` requests in this exchange.
 pub(crate) async fn respond(
     ctx: Arc<RequestCtx>,
     upstream: Response<Incoming>,
-    listing: Vec<Value>,
+    mut exchange: Exchange,
 ) -> Result<ProxyResponse, ProxyError> {
+    exchange.upstream_ms = exchange.sent.elapsed().as_millis() as u64;
     let (parts, body) = upstream.into_parts();
     let headers = client_headers(&ctx, &parts.headers);
+    exchange.session = headers
+        .get(SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(ctx.session_id())
+        .to_owned();
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // A JSON answer is read whole only when something must look at it: a listing
+    // to filter, a mask to apply, or an audit event to record.
+    let inspect = !exchange.listing.is_empty()
+        || exchange.calls.iter().any(|c| c.mask.is_some())
+        || ctx.shared.recorder.enabled();
     let body = if content_type.starts_with("text/event-stream") {
-        sse_body(ctx, body, listing)
-    } else if content_type.starts_with("application/json") && !listing.is_empty() {
-        full(filtered_json(&ctx, body, &listing).await?)
+        sse_body(ctx, body, exchange)
+    } else if content_type.starts_with("application/json") && inspect {
+        full(answer_json(&ctx, body, &exchange).await?)
     } else {
         body.map_err(BoxError::from).boxed()
     };
@@ -109,12 +193,13 @@ fn response_limits(ctx: &RequestCtx) -> Limits {
     }
 }
 
-/// Reads a JSON answer (bounded), filters its `tools/list` results, re-serializes.
-async fn filtered_json(
-    ctx: &RequestCtx,
+/// Reads a JSON answer (bounded), filters its `tools/list` results, masks what the
+/// decisions say, records each message; re-serializes only when something changed.
+async fn answer_json(
+    ctx: &Arc<RequestCtx>,
     body: Incoming,
-    listing: &[Value],
-) -> Result<Vec<u8>, ProxyError> {
+    exchange: &Exchange,
+) -> Result<Bytes, ProxyError> {
     let unusable = |detail: String| ProxyError::UpstreamUnavailable {
         upstream: ctx.upstream.name.clone(),
         detail,
@@ -127,11 +212,22 @@ async fn filtered_json(
     let payload = decode(&bytes, &response_limits(ctx))
         .map_err(|e| unusable(format!("it answered an invalid message: {e}")))?;
     let batch = payload.is_batch();
-    let mut values: Vec<Value> = payload
-        .into_messages()
-        .into_iter()
-        .map(|message| filter_listing(ctx, message, listing).0)
-        .collect();
+    let total = payload.messages().len();
+    let mut changed = false;
+    let mut values = Vec::with_capacity(total);
+    for message in payload.into_messages() {
+        if message.method().is_some() {
+            // A JSON body answers requests; a server request in one is decided anyway.
+            values.extend(decide_server_message(ctx, message, &exchange.session));
+        } else {
+            let (value, modified) = answer(ctx, message, exchange);
+            changed |= modified;
+            values.push(value);
+        }
+    }
+    if !changed && values.len() == total {
+        return Ok(bytes); // decided, recorded and unchanged: the exact bytes
+    }
     let value = match (batch, values.pop()) {
         (false, Some(single)) => single,
         (_, last) => {
@@ -140,30 +236,44 @@ async fn filtered_json(
         }
     };
     serde_json::to_vec(&value)
+        .map(Bytes::from)
         .map_err(|e| ProxyError::Internal(format!("cannot serialize a filtered response: {e}")))
 }
 
-/// A response to one of the client's `tools/list` requests, filtered; anything else
-/// unchanged. The flag says whether the value changed.
-fn filter_listing(ctx: &RequestCtx, message: Message, listing: &[Value]) -> (Value, bool) {
+/// A response to one of the client's requests: a `tools/list` result filtered, the
+/// decision's masks applied, then recorded (masked for storage). The flag says
+/// whether the value the client gets changed.
+fn answer(ctx: &RequestCtx, message: Message, exchange: &Exchange) -> (Value, bool) {
+    let mut event = AuditEvent::of(ctx, Direction::ServerToClient, &message, &exchange.session);
+    event.verdict = Verdict::Allow.as_str().to_owned();
+    event.upstream_ms = exchange.upstream_ms;
+    event.approval_id.clone_from(&exchange.approval_id);
     let mut value = message.value;
-    let answers_listing =
-        matches!(&message.kind, MessageKind::Response { id } if listing.contains(id));
-    if !answers_listing {
-        return (value, false);
+    let mut changed = false;
+    if let MessageKind::Response { id } = &message.kind {
+        if exchange.listing.contains(id) {
+            let removed = value
+                .get_mut("result")
+                .map(|result| filter_tools(ctx, result))
+                .unwrap_or(0);
+            if removed > 0 {
+                tracing::debug!(parent: &ctx.span, removed, "tools/list filtered");
+            }
+            changed |= removed > 0;
+        }
+        if let Some(call) = exchange.call(id) {
+            event.tool.clone_from(&call.tool);
+            if let Some(mask) = &call.mask {
+                changed |= mask.apply(&mut value) > 0;
+            }
+        }
     }
-    let removed = value
-        .get_mut("result")
-        .map(|result| filter_tools(ctx, result))
-        .unwrap_or(0);
-    if removed > 0 {
-        tracing::debug!(parent: &ctx.span, removed, "tools/list filtered");
-    }
-    (value, removed > 0)
+    ctx.shared.recorder.record(event, &value);
+    (value, changed)
 }
 
 /// Streams the upstream's SSE to the client, deciding each event on the way.
-fn sse_body(ctx: Arc<RequestCtx>, mut body: Incoming, listing: Vec<Value>) -> ProxyBody {
+fn sse_body(ctx: Arc<RequestCtx>, mut body: Incoming, exchange: Exchange) -> ProxyBody {
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
     tokio::spawn(async move {
         let mut parser = SseParser::default();
@@ -185,7 +295,7 @@ fn sse_body(ctx: Arc<RequestCtx>, mut body: Incoming, listing: Vec<Value>) -> Pr
                 },
             };
             for event in parser.feed(&data) {
-                if let Some(out) = filter_event(&ctx, &event, &listing) {
+                if let Some(out) = filter_event(&ctx, &event, &exchange) {
                     if tx.send(Ok(Frame::data(out))).await.is_err() {
                         return;
                     }
@@ -197,7 +307,7 @@ fn sse_body(ctx: Arc<RequestCtx>, mut body: Incoming, listing: Vec<Value>) -> Pr
 }
 
 /// What to send the client for one upstream event, if anything.
-fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, listing: &[Value]) -> Option<Bytes> {
+fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) -> Option<Bytes> {
     // Comments, keep-alives and priming events (an `id` with empty data, sent for
     // resumability) carry no message: forward them untouched.
     if !event.has_data || event.data.iter().all(u8::is_ascii_whitespace) {
@@ -216,12 +326,10 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, listing: &[Value]) -> O
     let mut kept = Vec::with_capacity(total);
     for message in payload.into_messages() {
         if message.method().is_some() {
-            if let Some(value) = decide_server_message(ctx, message) {
-                kept.push(value);
-            }
+            kept.extend(decide_server_message(ctx, message, &exchange.session));
         } else {
-            let (value, filtered) = filter_listing(ctx, message, listing);
-            changed |= filtered;
+            let (value, modified) = answer(ctx, message, exchange);
+            changed |= modified;
             kept.push(value);
         }
     }
@@ -240,9 +348,17 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, listing: &[Value]) -> O
     Some(event.with_data(&data))
 }
 
-/// Decides a server-to-client request or notification; `None` when refused.
-fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message) -> Option<Value> {
+/// Decides a server-to-client request or notification and records it; `None` when
+/// refused.
+fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message, session: &str) -> Option<Value> {
     let evaluation = decide(ctx, &message, Direction::ServerToClient);
+    ctx.shared
+        .metrics
+        .decided(Direction::ServerToClient, &evaluation);
+    let event = AuditEvent::of(ctx, Direction::ServerToClient, &message, session);
+    ctx.shared
+        .recorder
+        .record(event.decided(&evaluation), &message.value);
     // Server-to-client messages are never held: there is no one to hold them for.
     let Some(error) = refusal(&evaluation, false) else {
         return Some(message.value);

@@ -3,6 +3,7 @@
 //! bearer token, and errors that say what to do.
 
 use airlock_control_plane::api::approval_service_client::ApprovalServiceClient;
+use airlock_control_plane::api::audit_service_client::AuditServiceClient;
 use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
 use airlock_control_plane::api::node_service_client::NodeServiceClient;
 use anyhow::Context as _;
@@ -111,6 +112,13 @@ impl ControlPlaneClient {
     /// The `NodeService` client.
     pub fn nodes(&self) -> NodeServiceClient<Channel> {
         NodeServiceClient::new(self.channel.clone())
+    }
+
+    /// The `AuditService` client.
+    pub fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
     }
 
     /// The `ApprovalService` client.

@@ -329,6 +329,8 @@ Use every `airlock` CLI command from another shell (admin + reviewer token):
   export AIRLOCK_SIGNING_KEY={signing_key}
   airlock bundle list
   airlock nodes list
+  airlock audit tail -f        (every message, masked; `airlock audit verify` proves the log)
+  airlock sessions list        (then `airlock sessions replay ID`)
 Change the policy live: edit a .rego file, then
   airlock bundle push {policies} --signing-key {signing_key}
 (the proxy verifies, compiles and swaps it in; roll back with `airlock bundle activate REV`)

@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes its clap arguments and a `run`.
 
 pub mod approvals;
+pub mod audit;
 pub mod bundle;
 pub mod client;
 pub mod control_plane;
@@ -10,6 +11,7 @@ mod dev_control;
 pub mod nodes;
 pub mod policy;
 pub mod proxy;
+pub mod sessions;
 
 use std::future::Future;
 use std::process::ExitCode;

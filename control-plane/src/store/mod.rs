@@ -5,9 +5,11 @@
 //! only what survives a crash.
 
 mod approval;
+mod audit;
 mod sled;
 
 pub use self::approval::{grant_key, ApprovalRecord, ApprovalState, Mode, Review, Verdict};
+pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
 

@@ -46,6 +46,12 @@ impl SledStore {
         })
     }
 
+    /// The audit log, in the same database (trees `audit`, `audit_by_event_id`,
+    /// `checkpoints`).
+    pub fn audit_log(&self) -> Result<super::AuditLog, StoreError> {
+        super::AuditLog::open(&self.db, &self.path)
+    }
+
     fn db_err(&self, e: sled::Error) -> StoreError {
         StoreError::Database {
             path: self.path.clone(),
