@@ -165,9 +165,6 @@ const ORDER_STATUSES: &[&str] = &[
     "cancelled",
 ];
 
-/// Days from 1970-01-01 to 2023-01-01: fake records start there.
-const EPOCH_2023_DAYS: i64 = 19_358;
-
 /// Appends the Luhn check digit to a string of digits.
 pub(crate) fn with_luhn_check_digit(digits: &str) -> String {
     let sum: u32 = digits
@@ -203,30 +200,15 @@ pub(crate) fn luhn_valid(number: &str) -> bool {
     }
 }
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// `YYYY-MM-DD HH:MM:SS` for a day offset from 2023-01-01 and a second of that day.
 fn timestamp(day_offset: i64, second_of_day: u64) -> String {
-    let (y, m, d) = civil_from_days(EPOCH_2023_DAYS + day_offset);
-    let s = second_of_day % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        s / 3600,
-        (s / 60) % 60,
-        s % 60
-    )
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default();
+    let at = start
+        + chrono::TimeDelta::days(day_offset)
+        + chrono::TimeDelta::seconds(i64::try_from(second_of_day % 86_400).unwrap_or(0));
+    at.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn email_local(first: &str, last: &str) -> String {
@@ -359,11 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates_are_correct() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(EPOCH_2023_DAYS), (2023, 1, 1));
-        assert_eq!(civil_from_days(EPOCH_2023_DAYS + 59), (2023, 3, 1));
+    fn timestamps_count_from_2023() {
         assert_eq!(timestamp(0, 3_661), "2023-01-01 01:01:01");
+        assert_eq!(timestamp(59, 0), "2023-03-01 00:00:00");
+        assert_eq!(timestamp(365, 86_399), "2024-01-01 23:59:59");
     }
 
     #[test]
