@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a local demo: the demo MCP server and a proxy with the default policies.
+    /// Run a local demo: a control plane, the demo MCP server and a proxy with the default policies.
     Dev(cli::dev::DevArgs),
     /// Run a data-plane node: the MCP proxy.
     Proxy(cli::proxy::ProxyArgs),
