@@ -86,6 +86,13 @@ fn a_reviewer_lists_shows_and_approves_from_the_cli() {
     ] {
         assert!(shown.contains(expected), "show lacks {expected}: {shown}");
     }
+    // Promise 7: the card number and email of the held INSERT reach reviewers masked;
+    // the approval still releases the original payload (the row count below).
+    for secret in ["4111111111111111", "cli@example.com"] {
+        assert!(!shown.contains(secret), "show leaks {secret}: {shown}");
+    }
+    assert!(shown.contains("[REDACTED:credit_card]"), "{shown}");
+    assert!(shown.contains("sensitive values masked"), "{shown}");
     let (ok, denied) = cli(&stack, DANA, &["approvals", "deny", &id, "--reason", ""]);
     assert!(!ok && denied.contains("needs a reason"), "{denied}");
     let (ok, approved) = cli(

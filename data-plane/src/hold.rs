@@ -22,8 +22,9 @@ use crate::decide::error_response;
 use crate::decode::Message;
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
+use crate::mask::MaskSet;
 use crate::respond::{respond, Call, Exchange, ProxyResponse};
-use airlock_policy::canonical::{canonical_payload, payload_sha256};
+use airlock_policy::canonical::{canonical_payload, payload_sha256, recanonicalize};
 use airlock_policy::Evaluation;
 use airlock_proto::v1 as api;
 use bytes::Bytes;
@@ -153,6 +154,8 @@ fn held_call(
     let spec = evaluation.decision.approval.clone().unwrap_or_default();
     let method = message.method().unwrap_or_default();
     let canonical = canonical_payload(method, message.params());
+    let sha256 = payload_sha256(&canonical);
+    let (shown, masked) = shown_to_reviewers(canonical, ctx.shared.recorder.last_four());
     let progress = message.params().pointer("/_meta/progressToken").cloned();
     let approval_id = format!("apr_{}", hex::encode(rand::random::<[u8; 12]>()));
     let timeout_s = spec.timeout_s.clamp(1, 86_400);
@@ -169,8 +172,9 @@ fn held_call(
             node_id: client.node_id().to_owned(),
             method: method.to_owned(),
             tool: message.target_name().unwrap_or_default().to_owned(),
-            payload_sha256: payload_sha256(&canonical),
-            payload_json: canonical,
+            payload_sha256: sha256,
+            payload_json: shown,
+            payload_masked: masked,
             reasons: evaluation.decision.reasons.clone(),
             message: evaluation.decision.message.clone().unwrap_or_default(),
             policy_revision: evaluation.revision.clone().unwrap_or_default(),
@@ -184,6 +188,20 @@ fn held_call(
             } as i32,
         },
     }
+}
+
+/// What reviewers see of a held payload: masked with every detector before it
+/// leaves the proxy (promise 7), still canonical. The grant binds the hash of the
+/// unmasked payload, which is what the proxy forwards once approved.
+fn shown_to_reviewers(canonical: String, last_four: bool) -> (String, bool) {
+    let Ok(mut value) = serde_json::from_str::<Value>(&canonical) else {
+        return (canonical, false);
+    };
+    if MaskSet::all(last_four).apply(&mut value) == 0 {
+        return (canonical, false);
+    }
+    let masked = value.to_string();
+    (recanonicalize(&masked).unwrap_or(masked), true)
 }
 
 /// How the wait ended.
@@ -468,4 +486,35 @@ fn unavailable(approval_id: &str, detail: &str) -> Value {
 /// regression points at the step instead of at `tokio::spawn`.
 fn assert_send<T: Send>(t: T) -> T {
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_to_reviewers;
+    use airlock_policy::canonical::{canonical_payload, recanonicalize};
+    use serde_json::json;
+
+    #[test]
+    fn reviewers_see_a_masked_canonical_payload_and_clean_ones_unchanged() {
+        let sql =
+            "UPDATE customers SET card_number = '4111 1111 1111 1111', email = 'ana@example.com'";
+        let canonical = canonical_payload(
+            "tools/call",
+            &json!({"name": "execute", "arguments": {"sql": sql}}),
+        );
+        let (shown, masked) = shown_to_reviewers(canonical.clone(), false);
+        assert!(masked);
+        assert!(
+            !shown.contains("4111") && !shown.contains("ana@example.com"),
+            "{shown}"
+        );
+        assert!(shown.contains("[REDACTED:credit_card]"), "{shown}");
+        assert_eq!(recanonicalize(&shown).as_deref(), Some(shown.as_str()));
+
+        let clean = canonical_payload(
+            "tools/call",
+            &json!({"name": "execute", "arguments": {"sql": "DELETE FROM orders"}}),
+        );
+        assert_eq!(shown_to_reviewers(clean.clone(), false), (clean, false));
+    }
 }

@@ -233,6 +233,9 @@ fn show(a: &api::Approval, output: Output) {
     let payload = serde_json::from_str::<Value>(&a.payload_json)
         .and_then(|v| serde_json::to_string_pretty(&v))
         .unwrap_or_else(|_| a.payload_json.clone());
+    if a.payload_masked {
+        println!("payload    (sensitive values masked by the proxy; the grant binds the original)");
+    }
     println!("payload\n{payload}");
     for r in &a.reviews {
         println!(
@@ -275,7 +278,7 @@ fn to_json(a: &api::Approval) -> Value {
         "approval_id": a.approval_id, "state": state_name(a.state), "subject": a.subject,
         "subject_groups": a.subject_groups, "server": a.server, "node_id": a.node_id,
         "method": a.method, "tool": a.tool, "payload": serde_json::from_str::<Value>(&a.payload_json).unwrap_or(Value::Null),
-        "payload_sha256": a.payload_sha256, "reasons": a.reasons, "message": a.message,
+        "payload_sha256": a.payload_sha256, "payload_masked": a.payload_masked, "reasons": a.reasons, "message": a.message,
         "policy_revision": a.policy_revision, "reviewer_groups": a.reviewer_groups,
         "min_approvals": a.min_approvals, "created_unix_ms": a.created_unix_ms,
         "expires_unix_ms": a.expires_unix_ms, "reviews": reviews,

@@ -71,6 +71,7 @@ impl From<&ApprovalRecord> for api::Approval {
             expires_unix_ms: r.expires_unix_ms,
             reviews: r.reviews.iter().map(review).collect(),
             requested_by: r.requested_by.clone(),
+            payload_masked: r.payload_masked,
         }
     }
 }

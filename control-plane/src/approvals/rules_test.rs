@@ -15,6 +15,7 @@ fn pending(min: u32) -> ApprovalRecord {
         tool: "execute".into(),
         payload_json: "{}".into(),
         payload_sha256: "aa".into(),
+        payload_masked: false,
         reasons: vec!["sql.write_on_prod".into()],
         message: String::new(),
         policy_revision: "r1".into(),

@@ -31,10 +31,16 @@ pub(super) fn new_record(
     if req.payload_json.len() > rules::MAX_PAYLOAD {
         return Err(invalid("payload_json is larger than 1 MiB"));
     }
-    // The reviewers see exactly what the grant is bound to: the hash is recomputed.
-    if recanonicalize(&req.payload_json).as_deref() != Some(req.payload_json.as_str())
-        || payload_sha256(&req.payload_json) != req.payload_sha256
-    {
+    // Unmasked, the reviewers see exactly what the grant is bound to: the hash is
+    // recomputed. Masked (promise 7), the hash is of the payload the proxy holds and
+    // forwards; only its form can be checked here.
+    let canonical = recanonicalize(&req.payload_json).as_deref() == Some(req.payload_json.as_str());
+    let bound = if req.payload_masked {
+        is_sha256_hex(&req.payload_sha256)
+    } else {
+        payload_sha256(&req.payload_json) == req.payload_sha256
+    };
+    if !canonical || !bound {
         return Err(invalid(
             "payload_json is not canonical or payload_sha256 does not match it; see docs/approvals.md",
         ));
@@ -54,6 +60,7 @@ pub(super) fn new_record(
         tool: req.tool,
         payload_json: req.payload_json,
         payload_sha256: req.payload_sha256,
+        payload_masked: req.payload_masked,
         reasons: req.reasons,
         message: req.message,
         policy_revision: req.policy_revision,
@@ -221,4 +228,9 @@ impl Approvals {
         });
         Box::pin(ReceiverStream::new(rx))
     }
+}
+
+/// 64 lower-case hex digits.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

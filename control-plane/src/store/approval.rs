@@ -84,8 +84,11 @@ pub struct ApprovalRecord {
     pub tool: String,
     /// The canonical payload.
     pub payload_json: String,
-    /// Its SHA-256 (hex).
+    /// Its SHA-256 (hex): of the unmasked payload when `payload_masked`.
     pub payload_sha256: String,
+    /// Whether `payload_json` was masked by the proxy before it left it.
+    #[serde(default)]
+    pub payload_masked: bool,
     /// Policy reason ids.
     pub reasons: Vec<String>,
     /// Policy message.
