@@ -177,10 +177,12 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
             verdict = evaluation.decision.verdict;
         }
         // Recorded whatever the verdict: denied and held messages are evidence too.
-        let event = AuditEvent::of(&ctx, Direction::ClientToServer, message, ctx.session_id());
-        ctx.shared
-            .recorder
-            .record(event.decided(&evaluation), &message.value);
+        if ctx.shared.recorder.enabled() {
+            let event = AuditEvent::of(&ctx, Direction::ClientToServer, message, ctx.session_id());
+            ctx.shared
+                .recorder
+                .record(event.decided(&evaluation), &message.value);
+        }
         calls.extend(Call::of(&ctx, message, &evaluation));
         refusals.push(refusal(&evaluation, ctx.shared.approvals.is_some()));
         held = Some(evaluation);

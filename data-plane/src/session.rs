@@ -23,17 +23,21 @@ const TAG_HEX_LEN: usize = 32;
 
 /// Seals upstream session ids to an identity and a server.
 pub(crate) struct SessionSeal {
-    secret: Vec<u8>,
+    /// The MAC already keyed with the secret: keying hashes two blocks, so it is
+    /// done once here and each tag starts from a clone.
+    keyed: Option<HmacSha256>,
 }
 
 impl SessionSeal {
     pub(crate) fn new(secret: Vec<u8>) -> Self {
-        Self { secret }
+        // A MAC accepts any key length; new_from_slice cannot fail for HMAC.
+        Self {
+            keyed: HmacSha256::new_from_slice(&secret).ok(),
+        }
     }
 
     fn tag(&self, subject: &str, server: &str, upstream_id: &str) -> String {
-        // A MAC accepts any key length; new_from_slice cannot fail for HMAC.
-        let Ok(mut mac) = HmacSha256::new_from_slice(&self.secret) else {
+        let Some(mut mac) = self.keyed.clone() else {
             return String::new();
         };
         // Length-prefix each part so ("a|b", "c") and ("a", "b|c") differ.

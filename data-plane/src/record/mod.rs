@@ -202,6 +202,11 @@ impl Recorder {
 
     /// Masks `message` for storage, completes `event` and queues it.
     pub(crate) fn record(&self, mut event: AuditEvent, message: &Value) {
+        // Without a sink the event only goes to a debug log line: when that is off
+        // too, masking and serializing it would be work nobody sees.
+        if !self.enabled() {
+            return;
+        }
         let mut payload = message.clone();
         self.storage_mask.apply(&mut payload);
         event.payload_json = serde_json::to_string(&payload).unwrap_or_default();
