@@ -96,3 +96,21 @@ async fn a_bundle_pushed_with_the_printed_credentials_changes_the_proxy_live() {
     let bundles = airlock(&["bundle", "list"], &env);
     assert!(bundles.status.success(), "{}", text(&bundles));
 }
+
+/// Ctrl-C (or SIGTERM) after traffic stops `airlock dev` promptly: the proxy's open
+/// audit stream to the control plane must not hold the shutdown forever.
+#[tokio::test]
+async fn dev_stops_promptly_after_calls_have_been_recorded() {
+    let ws = Workspace::new();
+    let (mut dev, lines) = spawn_dev(&ws.path("dev"));
+    let endpoint = value_after(&lines, "MCP endpoint:").to_owned();
+    let key = value_after(&lines, "API key:").to_owned();
+    assert_eq!(query(&endpoint, &key).await, None);
+    // Let the recorded events reach the control plane over the Append stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let status = dev
+        .terminate(Duration::from_secs(15))
+        .expect("airlock dev still running 15 s after SIGTERM");
+    assert!(status.success(), "airlock dev exited with {status}");
+}

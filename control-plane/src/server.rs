@@ -71,13 +71,15 @@ impl ControlPlane {
             .unwrap_or_else(|| config.data_dir.join("audit-signing.key"));
         let audit_key = crate::audit::checkpoint::load_or_generate(&key_path)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (stop, stopping) = watch::channel(false);
         let audit = Audit::new(
             audit_log,
             audit_key,
             auth.clone(),
             &config.audit,
             metrics.clone(),
-        )?;
+        )?
+        .stop_on(stopping.clone());
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some((
                 tokio::net::TcpListener::bind(addr)
@@ -87,7 +89,6 @@ impl ControlPlane {
             )),
             None => None,
         };
-        let (stop, stopping) = watch::channel(false);
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
         let ui = match config.ui_listen {
             Some(addr) => {

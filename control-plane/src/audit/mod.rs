@@ -71,6 +71,8 @@ pub struct Audit {
     writer: std::sync::mpsc::Sender<WriteRequest>,
     appended: watch::Sender<u64>,
     metrics: Arc<Metrics>,
+    /// Raised when the server shuts down: long-lived streams end so shutdown completes.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Audit {
@@ -94,7 +96,16 @@ impl Audit {
             writer,
             retention: settings.retention,
             appended: watch::channel(last).0,
+            stopping: None,
         })
+    }
+
+    /// Ends the `Append` and followed `Query` streams when `stopping` turns true, so
+    /// that a graceful shutdown does not wait for proxies to hang up (they resend
+    /// what was not acknowledged after reconnecting).
+    pub fn stop_on(mut self, stopping: watch::Receiver<bool>) -> Audit {
+        self.stopping = Some(stopping);
+        self
     }
 
     /// Signs a checkpoint every `interval` while the log grows, until `stop`.
@@ -235,8 +246,16 @@ impl api::audit_service_server::AuditService for Audit {
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let audit = self.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            while let Some(next) = incoming.next().await {
+            loop {
+                // Only the wait for the next batch is cut short: a batch being
+                // appended completes and is acknowledged.
+                let next = tokio::select! {
+                    next = incoming.next() => next,
+                    () = stopped(&mut stopping) => return,
+                };
+                let Some(next) = next else { return };
                 let reply = match next {
                     Ok(batch) => audit
                         .append(batch.events)
@@ -267,9 +286,15 @@ impl api::audit_service_server::AuditService for Audit {
         let query = request.into_inner();
         let (tx, rx) = mpsc::channel(256);
         let audit = self.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            if let Err(status) = audit.serve_query(query, &tx).await {
-                let _ = tx.send(Err(status)).await;
+            tokio::select! {
+                served = audit.serve_query(query, &tx) => {
+                    if let Err(status) = served {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                }
+                () = stopped(&mut stopping) => {}
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -383,4 +408,14 @@ impl Audit {
             page.into_iter().filter(|r| matches(query, r)).collect(),
         ))
     }
+}
+
+/// Resolves once the server is stopping; never without a stop signal.
+async fn stopped(stopping: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = stopping {
+        if rx.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
