@@ -1,8 +1,10 @@
 //! Prometheus metrics of the control plane on their own plain-HTTP port
-//! (`metrics_listen`), in the text exposition format: audit ingest counters and the
-//! log's head. A tiny hand-written responder: it answers `GET /metrics` and nothing
+//! (`metrics_listen`), in the text exposition format: audit ingest counters, the
+//! log's head, and the approvals waiting for reviewers. A tiny hand-written responder: it answers `GET /metrics` and nothing
 //! else, so it needs no HTTP framework.
 
+use crate::store::ApprovalState;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -20,30 +22,94 @@ pub struct Metrics {
     pub audit_batches: AtomicU64,
     /// The log's last sequence number.
     pub audit_last_seq: AtomicU64,
+    /// Approvals waiting for reviewers now.
+    pub approvals_pending: AtomicU64,
+    /// Approved grants not used yet.
+    pub approvals_granted: AtomicU64,
+    /// Approvals that reached a final state, by state (see [`FINAL_STATES`]).
+    approvals_ended: [AtomicU64; FINAL_STATES.len()],
 }
 
+/// The final approval states, in the order of their counters and label values.
+const FINAL_STATES: [(ApprovalState, &str); 4] = [
+    (ApprovalState::Denied, "denied"),
+    (ApprovalState::Expired, "expired"),
+    (ApprovalState::Cancelled, "cancelled"),
+    (ApprovalState::Consumed, "consumed"),
+];
+
 impl Metrics {
+    /// Sets the approval gauges from the live (pending and approved) counts.
+    pub fn set_live_approvals(&self, pending: u64, granted: u64) {
+        self.approvals_pending.store(pending, Ordering::Relaxed);
+        self.approvals_granted.store(granted, Ordering::Relaxed);
+    }
+
+    /// Counts an approval that reached the final `state`.
+    pub fn approval_ended(&self, state: ApprovalState) {
+        if let Some(i) = FINAL_STATES.iter().position(|(s, _)| *s == state) {
+            self.approvals_ended[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        format!(
-            "# HELP airlock_audit_events_stored_total Audit events stored (rate() is the ingest rate).\n\
-             # TYPE airlock_audit_events_stored_total counter\n\
-             airlock_audit_events_stored_total {}\n\
-             # HELP airlock_audit_events_duplicate_total Audit events received again and not stored twice.\n\
-             # TYPE airlock_audit_events_duplicate_total counter\n\
-             airlock_audit_events_duplicate_total {}\n\
-             # HELP airlock_audit_batches_total Durable audit batches acknowledged.\n\
-             # TYPE airlock_audit_batches_total counter\n\
-             airlock_audit_batches_total {}\n\
-             # HELP airlock_audit_last_seq The audit log's last sequence number.\n\
-             # TYPE airlock_audit_last_seq gauge\n\
-             airlock_audit_last_seq {}\n",
+        let mut text = String::with_capacity(2048);
+        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+        one(
+            "airlock_audit_events_stored_total",
+            "counter",
+            "Audit events stored (rate() is the ingest rate).",
             get(&self.audit_stored),
+        );
+        one(
+            "airlock_audit_events_duplicate_total",
+            "counter",
+            "Audit events received again and not stored twice.",
             get(&self.audit_duplicates),
+        );
+        one(
+            "airlock_audit_batches_total",
+            "counter",
+            "Durable audit batches acknowledged.",
             get(&self.audit_batches),
+        );
+        one(
+            "airlock_audit_last_seq",
+            "gauge",
+            "The audit log's last sequence number.",
             get(&self.audit_last_seq),
-        )
+        );
+        one(
+            "airlock_approvals_pending",
+            "gauge",
+            "Held calls waiting for reviewers.",
+            get(&self.approvals_pending),
+        );
+        one(
+            "airlock_approvals_granted",
+            "gauge",
+            "Approved grants not used yet.",
+            get(&self.approvals_granted),
+        );
+        text.push_str(
+            "# HELP airlock_approvals_ended_total Approvals that reached a final state.\n\
+             # TYPE airlock_approvals_ended_total counter\n",
+        );
+        for ((_, label), counter) in FINAL_STATES.iter().zip(&self.approvals_ended) {
+            let _ = writeln!(
+                text,
+                "airlock_approvals_ended_total{{state=\"{label}\"}} {}",
+                get(counter)
+            );
+        }
+        text
     }
 }
 

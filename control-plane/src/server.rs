@@ -38,6 +38,33 @@ pub struct ControlPlane {
     ui: Option<(tokio::net::TcpListener, SocketAddr)>,
     stop: watch::Sender<bool>,
     max_message: usize,
+    /// The database handles; `run` waits for them to be released so the data
+    /// directory can be reopened as soon as it returns.
+    released: StoreHandles,
+}
+
+/// Weak references to the database handles every service shares.
+struct StoreHandles {
+    store: std::sync::Weak<dyn Store>,
+    log: std::sync::Weak<crate::store::AuditLog>,
+}
+
+impl StoreHandles {
+    /// How long background tasks get to let go of the database after shutdown.
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Waits (bounded) until no task holds the database any more: sled releases the
+    /// directory lock and flushes when the last handle drops.
+    async fn wait_released(&self) {
+        let started = std::time::Instant::now();
+        while self.store.strong_count() + self.log.strong_count() > 0 {
+            if started.elapsed() > Self::GRACE {
+                tracing::warn!("background tasks still hold the database after shutdown");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -63,6 +90,10 @@ impl ControlPlane {
         let sled = SledStore::open(&config.data_dir)?;
         let audit_log = Arc::new(sled.audit_log()?);
         let store: Arc<dyn Store> = Arc::new(sled);
+        let released = StoreHandles {
+            store: Arc::downgrade(&store),
+            log: Arc::downgrade(&audit_log),
+        };
         let auth = Arc::new(Authenticator::new(&config.tokens));
         let key_path = config
             .audit
@@ -85,7 +116,7 @@ impl ControlPlane {
                 tokio::net::TcpListener::bind(addr)
                     .await
                     .map_err(|source| ControlPlaneError::Bind { addr, source })?,
-                metrics,
+                metrics.clone(),
             )),
             None => None,
         };
@@ -105,7 +136,13 @@ impl ControlPlane {
             None => "(no [ui] configured)".to_owned(),
         });
         let webhooks = Webhooks::start(config.webhook_urls.clone(), page_url);
-        let approvals = Approvals::new(store.clone(), auth.clone(), stopping, webhooks)?;
+        let approvals = Approvals::new(
+            store.clone(),
+            auth.clone(),
+            stopping,
+            webhooks,
+            metrics.clone(),
+        )?;
         let nodes = Nodes::new(store, auth);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -135,6 +172,7 @@ impl ControlPlane {
             ui,
             stop,
             max_message,
+            released,
         })
     }
 
@@ -216,6 +254,7 @@ impl ControlPlane {
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
         let stop = self.stop;
+        let released = self.released;
         let signal = async move {
             shutdown.await;
             // Watch streams never end by themselves; end them so shutdown completes.
@@ -242,7 +281,9 @@ impl ControlPlane {
             .add_service(ApprovalServiceServer::new(self.approvals))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
-            .map_err(|e| ControlPlaneError::Serve(e.to_string()))
+            .map_err(|e| ControlPlaneError::Serve(e.to_string()))?;
+        released.wait_released().await;
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use airlock_control_plane::api::{self, ApprovalState, ApprovalVerdict};
 use airlock_control_plane::{Role, TokenEntry};
 use airlock_policy::canonical::{canonical_payload, payload_sha256};
 use serde_json::json;
-use support::{authed, config, Plane};
+use support::{authed, config, sample, scrape, Plane};
 use tonic::transport::Channel;
 
 const NODE_A: &str = "tok-node-a";
@@ -17,8 +17,13 @@ const NODE_B: &str = "tok-node-b";
 const DBA: &str = "tok-dba";
 
 async fn plane(dir: &std::path::Path) -> Plane {
+    plane_with_metrics(dir, None).await
+}
+
+async fn plane_with_metrics(dir: &std::path::Path, metrics: Option<std::net::SocketAddr>) -> Plane {
     let key = airlock_bundle::SigningKey::generate();
     let mut config = config(dir, &key);
+    config.metrics_listen = metrics;
     config.tokens.extend([
         TokenEntry::from_plain("node-a", NODE_A, &[Role::Node]),
         TokenEntry::from_plain("node-b", NODE_B, &[Role::Node]),
@@ -224,4 +229,78 @@ async fn async_grants_are_found_by_payload_and_a_node_sees_only_its_own() {
         tonic::Code::PermissionDenied,
         "nodes do not list"
     );
+}
+
+/// (pending, granted, consumed, cancelled) as the metrics port reports them.
+async fn approval_metrics(addr: std::net::SocketAddr) -> [Option<u64>; 4] {
+    let text = tokio::task::spawn_blocking(move || scrape(addr))
+        .await
+        .unwrap();
+    [
+        sample(&text, "airlock_approvals_pending"),
+        sample(&text, "airlock_approvals_granted"),
+        sample(&text, "airlock_approvals_ended_total{state=\"consumed\"}"),
+        sample(&text, "airlock_approvals_ended_total{state=\"cancelled\"}"),
+    ]
+}
+
+#[tokio::test]
+async fn the_metrics_port_counts_pending_granted_and_ended_approvals() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plane = plane_with_metrics(dir.path(), Some(free)).await;
+    let mut client = ApprovalServiceClient::new(plane.channel().await);
+    assert_eq!(approval_metrics(free).await, [Some(0); 4]);
+
+    let first = submission("apr_metrics_0001", "INSERT 1", api::ApprovalMode::Sync);
+    let second = submission("apr_metrics_0002", "INSERT 2", api::ApprovalMode::Sync);
+    client.submit(authed(first.clone(), NODE_A)).await.unwrap();
+    client.submit(authed(second, NODE_A)).await.unwrap();
+    // A resubmission (after a reconnect) is not a new pending approval.
+    client.submit(authed(first.clone(), NODE_A)).await.unwrap();
+    assert_eq!(
+        approval_metrics(free).await,
+        [Some(2), Some(0), Some(0), Some(0)]
+    );
+
+    approve(&mut client, "apr_metrics_0001").await;
+    assert_eq!(
+        approval_metrics(free).await,
+        [Some(1), Some(1), Some(0), Some(0)]
+    );
+    let used = client
+        .consume(authed(consume("apr_metrics_0001", &first), NODE_A))
+        .await
+        .unwrap();
+    assert!(used.into_inner().consumed);
+    let cancel = api::ApprovalServiceCancelRequest {
+        approval_id: "apr_metrics_0002".into(),
+    };
+    client.cancel(authed(cancel, NODE_A)).await.unwrap();
+    assert_eq!(
+        approval_metrics(free).await,
+        [Some(0), Some(0), Some(1), Some(1)]
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_control_plane_reports_the_approvals_still_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plane = plane_with_metrics(dir.path(), Some(free)).await;
+    let mut client = ApprovalServiceClient::new(plane.channel().await);
+    let held = submission("apr_metrics_0003", "INSERT 3", api::ApprovalMode::Sync);
+    client.submit(authed(held, NODE_A)).await.unwrap();
+    drop(client);
+    plane.stop().await;
+
+    let plane = plane_with_metrics(dir.path(), Some(free)).await;
+    assert_eq!(approval_metrics(free).await[0], Some(1));
+    plane.stop().await;
 }

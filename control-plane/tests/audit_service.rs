@@ -7,8 +7,7 @@ mod support;
 use airlock_bundle::SigningKey;
 use airlock_control_plane::api;
 use api::audit_service_client::AuditServiceClient;
-use std::io::{Read as _, Write as _};
-use support::{authed, config, Plane, ADMIN, NODE};
+use support::{authed, config, scrape, Plane, ADMIN, NODE};
 
 fn event(n: u64, tool: &str) -> api::AuditEvent {
     api::AuditEvent {
@@ -56,16 +55,6 @@ async fn query(
         seqs.push(item.record.unwrap().seq);
     }
     seqs
-}
-
-fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    socket.read_to_string(&mut text).unwrap();
-    text
 }
 
 #[tokio::test]

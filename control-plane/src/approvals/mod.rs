@@ -12,6 +12,7 @@ mod service;
 
 use crate::auth::{Authenticator, Caller, Role};
 use crate::bundles::{blocking, now_ms};
+use crate::metrics::Metrics;
 use crate::store::{grant_key, ApprovalRecord, ApprovalState, Mode, Store, Verdict};
 use crate::webhooks::Webhooks;
 use crate::{api, ControlPlaneError};
@@ -39,17 +40,36 @@ struct Inner {
     changes: broadcast::Sender<Arc<ApprovalRecord>>,
     stopping: watch::Receiver<bool>,
     webhooks: Webhooks,
+    metrics: Arc<Metrics>,
+}
+
+impl Inner {
+    /// Updates the metrics after `record` changed (under the `live` lock, so the
+    /// gauges match the map).
+    fn count(&self, live: &HashMap<String, ApprovalRecord>, record: Option<&ApprovalRecord>) {
+        if let Some(record) = record.filter(|r| r.state.is_final()) {
+            self.metrics.approval_ended(record.state);
+        }
+        let pending = live
+            .values()
+            .filter(|r| r.state == ApprovalState::Pending)
+            .count() as u64;
+        self.metrics
+            .set_live_approvals(pending, live.len() as u64 - pending);
+    }
 }
 
 impl Approvals {
-    /// Loads the live approvals from `store` and starts the expiry sweep.
+    /// Loads the live approvals from `store` and starts the expiry sweep; keeps the
+    /// approval gauges and counters of `metrics` up to date.
     pub fn new(
         store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         stopping: watch::Receiver<bool>,
         webhooks: Webhooks,
+        metrics: Arc<Metrics>,
     ) -> Result<Approvals, ControlPlaneError> {
-        let live = store
+        let live: HashMap<String, ApprovalRecord> = store
             .approvals()?
             .into_iter()
             .filter(|r| !r.state.is_final())
@@ -63,8 +83,10 @@ impl Approvals {
                 changes: broadcast::channel(CHANGES).0,
                 stopping,
                 webhooks,
+                metrics,
             }),
         };
+        approvals.inner.count(&approvals.live(), None);
         approvals.spawn_sweeper();
         Ok(approvals)
     }
@@ -106,6 +128,7 @@ impl Approvals {
                 } else {
                     live.insert(record.approval_id.clone(), record.clone());
                 }
+                inner.count(&live, Some(&record));
             }
             Ok((record, changed))
         })
@@ -199,6 +222,7 @@ impl Approvals {
                     Err(err) if record.state != before => {
                         inner.store.put_approval(&record)?;
                         live.remove(&record.approval_id);
+                        inner.count(live, Some(&record));
                         Err(err)
                     }
                     Err(err) => Err(err),

@@ -111,6 +111,25 @@ impl Drop for Plane {
     }
 }
 
+/// The text of `GET /metrics` on `addr` (blocking: call it off the runtime).
+pub fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    socket.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// The value of the sample line starting with `series ` in a metrics text.
+pub fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// A request carrying `authorization: Bearer <token>`.
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
