@@ -115,6 +115,15 @@ fn a_held_write_waits_and_is_released_on_approval_with_rules_enforced() {
         assert_eq!(used.reviews.len(), 1);
         assert_eq!(used.reviews[0].reviewer, "dana");
         assert_eq!(used.reviews[0].reason, "ticket DB-42");
+        // The log links the held request and its answer to the approval.
+        let executions = stack.executions(2);
+        assert_eq!(
+            executions,
+            [
+                ("client_to_server".to_owned(), id.clone()),
+                ("server_to_client".to_owned(), id)
+            ]
+        );
     });
 }
 
@@ -294,6 +303,26 @@ fn an_async_grant_covers_one_payload_once() {
             ApprovalState::Consumed as i32
         );
     });
+    // ask, other_payload, retry (+ its answer), again: each request names the
+    // approval it is waiting on or was released by; the answer names its grant.
+    let executions = stack.executions(5);
+    let directions: Vec<&str> = executions.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        directions,
+        [
+            "client_to_server",
+            "client_to_server",
+            "client_to_server",
+            "server_to_client",
+            "client_to_server"
+        ],
+        "{executions:?}"
+    );
+    let ids: Vec<&str> = executions.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ids[0], asked);
+    assert!(ids[1].starts_with("apr_") && ids[1] != asked, "{ids:?}");
+    assert_eq!(&ids[2..4], [asked.as_str(), asked.as_str()], "{ids:?}");
+    assert!(ids[4].starts_with("apr_") && ids[4] != asked, "{ids:?}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ use crate::decode::Message;
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
 use crate::mask::MaskSet;
+use crate::record::AuditEvent;
 use crate::respond::{respond, Call, Exchange, ProxyResponse};
 use airlock_policy::canonical::{canonical_payload, payload_sha256, recanonicalize};
 use airlock_policy::Evaluation;
@@ -49,8 +50,8 @@ type Frames = mpsc::Sender<Result<Frame<Bytes>, crate::respond::BoxError>>;
 pub(crate) enum Held {
     /// The answer to send (an SSE stream that waits, or an error).
     Answer(ProxyResponse),
-    /// A grant for this exact payload was used: forward the call now.
-    Released,
+    /// The grant of this approval (for this exact payload) was used: forward now.
+    Released(String),
 }
 
 /// One held call.
@@ -65,15 +66,24 @@ struct HeldCall {
     answer: Option<Call>,
 }
 
-/// Holds `message` (a request the policy marks `require_approval`).
+/// Holds `message` (a request the policy marks `require_approval`), and records its
+/// `event` (when the recorder is on) with the approval id it ends up under, before
+/// anything can be released: the request is always in the log before its answer.
 pub(crate) async fn hold(
     ctx: &Arc<RequestCtx>,
     client: Arc<ApprovalClient>,
     message: &Message,
     evaluation: &Evaluation,
+    event: Option<AuditEvent>,
     headers: &HeaderMap,
     bytes: Bytes,
 ) -> Held {
+    let record = |approval_id: &str| {
+        if let Some(mut event) = event {
+            event.approval_id = Some(approval_id.to_owned()).filter(|id| !id.is_empty());
+            ctx.shared.recorder.record(event, &message.value);
+        }
+    };
     let id = message.id().cloned().unwrap_or(Value::Null);
     let call = held_call(ctx, &client, message, evaluation, id.clone());
     let asynchronous = evaluation
@@ -92,39 +102,48 @@ pub(crate) async fn hold(
     match grant {
         Ok(Some(approval)) => {
             tracing::info!(parent: &ctx.span, approval = %approval.approval_id, "approval grant used");
-            return Held::Released;
+            record(&approval.approval_id);
+            return Held::Released(approval.approval_id);
         }
         Ok(None) => {}
         Err(status) if asynchronous => {
+            record(&call.submit.approval_id);
             return answer(&id, unavailable(&call.submit.approval_id, status.message()));
         }
         Err(_) => {} // sync: the wait below retries until the timeout
     }
     if asynchronous {
-        return match client.submit(call.submit.clone()).await {
-            Ok(approval) => answer(&id, pending(&approval)),
-            Err(status) => answer(&id, unavailable(&call.submit.approval_id, status.message())),
+        let (approval_id, error) = match client.submit(call.submit.clone()).await {
+            Ok(approval) => (approval.approval_id.clone(), pending(&approval)),
+            Err(status) => {
+                let id = &call.submit.approval_id;
+                (id.clone(), unavailable(id, status.message()))
+            }
         };
+        record(&approval_id);
+        return answer(&id, error);
     }
-    hold_open(ctx, client, call, headers, bytes)
-}
-
-/// Sync mode: answers with an SSE stream at once and waits in a task that owns one
-/// of the node's `max_pending` slots.
-fn hold_open(
-    ctx: &Arc<RequestCtx>,
-    client: Arc<ApprovalClient>,
-    call: HeldCall,
-    headers: &HeaderMap,
-    bytes: Bytes,
-) -> Held {
-    let id = call.id.clone();
     let Ok(permit) = Arc::clone(&client.slots).try_acquire_owned() else {
+        record(""); // nothing was submitted: there is no approval to name
         return answer(
             &id,
             json!({"code": codes::OVERLOADED, "message": "this proxy node holds as many calls for approval as it may (approvals.max_pending); retry later"}),
         );
     };
+    record(&call.submit.approval_id);
+    hold_open(ctx, client, call, permit, headers, bytes)
+}
+
+/// Sync mode: answers with an SSE stream at once and waits in a task that owns one
+/// of the node's `max_pending` slots (`permit`).
+fn hold_open(
+    ctx: &Arc<RequestCtx>,
+    client: Arc<ApprovalClient>,
+    call: HeldCall,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    headers: &HeaderMap,
+    bytes: Bytes,
+) -> Held {
     tracing::info!(parent: &ctx.span, approval = %call.submit.approval_id, "call held for approval");
     let (tx, rx) = mpsc::channel(16);
     let ctx = Arc::clone(ctx);

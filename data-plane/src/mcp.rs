@@ -11,6 +11,7 @@
 //! every message is decided before a single byte goes upstream (promise 1 and 2).
 
 use crate::accept::{check_origin, read_body};
+use crate::control::approvals::ApprovalClient;
 use crate::ctx::{RequestCtx, Shared};
 use crate::decide::{decide, error_response, refusal};
 use crate::decode::{decode, Payload};
@@ -22,7 +23,7 @@ use crate::protocol::{
 };
 use crate::record::AuditEvent;
 use crate::respond::{json_response, respond, Call, Exchange, ProxyResponse};
-use airlock_policy::{Direction, IdentityInput, Verdict};
+use airlock_policy::{Direction, Evaluation, IdentityInput, Verdict};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -164,54 +165,32 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
         }
     })?;
 
-    let mut refusals = Vec::with_capacity(payload.messages().len());
-    let mut calls = Vec::new();
-    let mut verdict = Verdict::Allow;
-    let mut held = None;
-    for message in payload.messages() {
-        let evaluation = decide(&ctx, message, Direction::ClientToServer);
-        ctx.shared
-            .metrics
-            .decided(Direction::ClientToServer, &evaluation);
-        if verdict == Verdict::Allow {
-            verdict = evaluation.decision.verdict;
-        }
-        // Recorded whatever the verdict: denied and held messages are evidence too.
-        if ctx.shared.recorder.enabled() {
-            let event = AuditEvent::of(&ctx, Direction::ClientToServer, message, ctx.session_id());
-            ctx.shared
-                .recorder
-                .record(event.decided(&evaluation), &message.value);
-        }
-        calls.extend(Call::of(&ctx, message, &evaluation));
-        refusals.push(refusal(&evaluation, ctx.shared.approvals.is_some()));
-        held = Some(evaluation);
-    }
-    ctx.span.record("verdict", verdict.as_str());
-    // Only a single request can wait for a human: a notification has no id to answer
-    // under, and a batch is refused whole (send the held call on its own).
-    if let (Payload::Single(message), Some(evaluation), Some(approvals)) =
-        (&payload, &held, ctx.shared.approvals.clone())
-    {
-        let request = message.method().is_some() && message.id().is_some();
-        if request && evaluation.decision.verdict == Verdict::RequireApproval {
-            match hold(
-                &ctx,
-                approvals,
-                message,
-                evaluation,
-                &parts.headers,
-                bytes.clone(),
-            )
-            .await
-            {
-                Held::Answer(response) => return Ok(response),
-                Held::Released => refusals.clear(),
+    let mut decided = decide_all(&ctx, &payload);
+    ctx.span.record("verdict", decided.verdict.as_str());
+    let mut approved_by = None;
+    if let (Payload::Single(message), Some(held)) = (&payload, decided.held.take()) {
+        let client = held.client;
+        let event = held.event;
+        match hold(
+            &ctx,
+            client,
+            message,
+            &held.evaluation,
+            event,
+            &parts.headers,
+            bytes.clone(),
+        )
+        .await
+        {
+            Held::Answer(response) => return Ok(response),
+            Held::Released(approval_id) => {
+                decided.refusals.clear();
+                approved_by = Some(approval_id);
             }
         }
     }
-    if refusals.iter().any(Option::is_some) {
-        return Ok(refuse(&payload, refusals));
+    if decided.refusals.iter().any(Option::is_some) {
+        return Ok(refuse(&payload, decided.refusals));
     }
 
     let listing: Vec<Value> = payload
@@ -223,7 +202,81 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     // The exact bytes that were decoded and decided go upstream (promise 1).
     let sent = Instant::now();
     let upstream = forward(&ctx, Method::POST, &parts.headers, bytes).await?;
-    Ok(respond(ctx, upstream, Exchange::new(listing, calls, sent)).await?)
+    let mut exchange = Exchange::new(listing, decided.calls, sent);
+    if let Some(approval_id) = &approved_by {
+        exchange = exchange.approved_by(approval_id);
+    }
+    Ok(respond(ctx, upstream, exchange).await?)
+}
+
+/// Every message of a POST decided (and recorded, except a held request's).
+struct Decisions {
+    /// Per message: the error to answer it with, if refused.
+    refusals: Vec<Option<Value>>,
+    /// The requests forwarded, for their answers.
+    calls: Vec<Call>,
+    /// The first verdict that is not `allow`, else `allow`.
+    verdict: Verdict,
+    /// A single request the policy holds for a human.
+    held: Option<HeldRequest>,
+}
+
+/// A request for the hold stage, with its audit event still to record (the hold
+/// stage records it with the approval id once that is known).
+struct HeldRequest {
+    evaluation: Evaluation,
+    event: Option<AuditEvent>,
+    client: Arc<ApprovalClient>,
+}
+
+fn decide_all(ctx: &Arc<RequestCtx>, payload: &Payload) -> Decisions {
+    // Only a single request can wait for a human: a notification has no id to answer
+    // under, and a batch is refused whole (send the held call on its own).
+    let holder = match payload {
+        Payload::Single(m) if m.method().is_some() && m.id().is_some() => {
+            ctx.shared.approvals.clone()
+        }
+        _ => None,
+    };
+    let mut decided = Decisions {
+        refusals: Vec::with_capacity(payload.messages().len()),
+        calls: Vec::new(),
+        verdict: Verdict::Allow,
+        held: None,
+    };
+    for message in payload.messages() {
+        let evaluation = decide(ctx, message, Direction::ClientToServer);
+        ctx.shared
+            .metrics
+            .decided(Direction::ClientToServer, &evaluation);
+        if decided.verdict == Verdict::Allow {
+            decided.verdict = evaluation.decision.verdict;
+        }
+        decided.calls.extend(Call::of(ctx, message, &evaluation));
+        decided
+            .refusals
+            .push(refusal(&evaluation, ctx.shared.approvals.is_some()));
+        // Recorded whatever the verdict: denied and held messages are evidence too.
+        let event = ctx.shared.recorder.enabled().then(|| {
+            AuditEvent::of(ctx, Direction::ClientToServer, message, ctx.session_id())
+                .decided(&evaluation)
+        });
+        match &holder {
+            Some(client) if evaluation.decision.verdict == Verdict::RequireApproval => {
+                decided.held = Some(HeldRequest {
+                    evaluation,
+                    event,
+                    client: Arc::clone(client),
+                });
+            }
+            _ => {
+                if let Some(event) = event {
+                    ctx.shared.recorder.record(event, &message.value);
+                }
+            }
+        }
+    }
+    decided
 }
 
 fn record_message(ctx: &RequestCtx, payload: &Payload) {

@@ -160,6 +160,34 @@ bundle_public_keys = ["release.pub"]
         self.ui_url = ui_url;
     }
 
+    /// The audit records of the `execute` calls (requests and answers), in log
+    /// order, waiting until `n` of them have arrived: `(direction, approval_id)`.
+    pub fn executions(&self, n: usize) -> Vec<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args(["audit", "export", "--format", "jsonl", "--tool", "execute"])
+                .env("AIRLOCK_CONTROL_PLANE", &self.cp_url)
+                .env("AIRLOCK_TOKEN", ADMIN)
+                .output()
+                .expect("run airlock audit export");
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "audit export failed: {text}");
+            let found: Vec<(String, String)> = text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+                .map(|e| {
+                    let field = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                    (field("direction"), field("approval_id"))
+                })
+                .collect();
+            if found.len() >= n || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Runs the SDK script with `steps` in a background thread; join for the report.
     pub fn run_client(&self, steps: Value) -> std::thread::JoinHandle<Value> {
         let node = node22();

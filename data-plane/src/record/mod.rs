@@ -55,7 +55,8 @@ pub struct AuditEvent {
     pub reasons: Vec<String>,
     /// The bundle revision that decided.
     pub revision: String,
-    /// The approval that released a held call (filled by the hold stage).
+    /// The approval a held request waits on or was released by, and on the answer
+    /// the approval that released it (filled by the hold stage).
     pub approval_id: Option<String>,
     /// Time spent deciding, µs.
     pub decide_us: u64,
