@@ -1,13 +1,21 @@
 //! Prometheus metrics of the control plane on their own plain-HTTP port
 //! (`metrics_listen`), in the text exposition format: audit ingest counters, the
-//! log's head, and the approvals waiting for reviewers. A tiny hand-written responder: it answers `GET /metrics` and nothing
-//! else, so it needs no HTTP framework.
+//! log's head, and the approvals waiting for reviewers. Served by hyper; it answers
+//! `GET /metrics` and nothing else.
 
 use crate::store::ApprovalState;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -113,11 +121,11 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` turns true.
+/// Serves `GET /metrics` on `listener` (HTTP/1.1, hyper) until `stop` turns true.
 pub fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
-            let (mut socket, _) = tokio::select! {
+            let (stream, _) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(_) => continue,
@@ -126,32 +134,34 @@ pub fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Rece
             };
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
-                let mut head = [0u8; 1024];
-                let n = match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    socket.read(&mut head),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-                let request = String::from_utf8_lossy(&head[..n]);
-                let (status, body) = if request.starts_with("GET /metrics ") {
-                    ("200 OK", metrics.render())
-                } else {
-                    (
-                        "404 Not Found",
-                        "only GET /metrics is served here\n".to_owned(),
-                    )
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let response = answer(&req, &metrics);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                // A scraper that stalls is dropped rather than holding a task.
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(Duration::from_secs(30), connection).await;
             });
         }
     });
+}
+
+fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, metrics.render()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "only GET /metrics is served here\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }

@@ -9,7 +9,7 @@ use airlock_control_plane::api::{self, ApprovalState, ApprovalVerdict};
 use airlock_control_plane::{Role, TokenEntry};
 use airlock_policy::canonical::{canonical_payload, payload_sha256};
 use serde_json::json;
-use support::{authed, config, sample, scrape, Plane};
+use support::{authed, config, http_get, sample, scrape, Plane};
 use tonic::transport::Channel;
 
 const NODE_A: &str = "tok-node-a";
@@ -254,6 +254,10 @@ async fn the_metrics_port_counts_pending_granted_and_ended_approvals() {
     let plane = plane_with_metrics(dir.path(), Some(free)).await;
     let mut client = ApprovalServiceClient::new(plane.channel().await);
     assert_eq!(approval_metrics(free).await, [Some(0); 4]);
+    let other = tokio::task::spawn_blocking(move || http_get(free, "/ui"))
+        .await
+        .unwrap();
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
 
     let first = submission("apr_metrics_0001", "INSERT 1", api::ApprovalMode::Sync);
     let second = submission("apr_metrics_0002", "INSERT 2", api::ApprovalMode::Sync);

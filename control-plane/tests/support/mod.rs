@@ -113,11 +113,15 @@ impl Drop for Plane {
 
 /// The text of `GET /metrics` on `addr` (blocking: call it off the runtime).
 pub fn scrape(addr: SocketAddr) -> String {
+    http_get(addr, "/metrics")
+}
+
+/// The whole HTTP/1.1 response to `GET path` on `addr`, head and body (blocking).
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).unwrap();
     let mut text = String::new();
     socket.read_to_string(&mut text).unwrap();
     text
