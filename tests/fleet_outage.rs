@@ -37,6 +37,8 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
     );
     for proxy in [&cached, &plain] {
         wait_for_revision(proxy, "r1", WITHIN).await;
+        let (_, body) = readyz(proxy).await;
+        assert_eq!(body["control_plane"]["connected"], true, "{body}");
     }
 
     plane.kill();
@@ -48,6 +50,13 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
             .await;
         assert_eq!(refusal(&drop), Some((DENIED, "sql.ddl".to_owned())));
         assert_eq!(readyz(proxy).await.0, 200, "ready on its last good bundle");
+        let body = link_down(proxy).await;
+        assert!(
+            body["control_plane"]["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
     }
 
     // Same data dir, same port: the proxies reconnect by themselves.
@@ -61,6 +70,9 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
     );
     for proxy in [&cached, &plain] {
         wait_for_revision(proxy, "r2", WITHIN).await;
+        let (_, body) = readyz(proxy).await;
+        assert_eq!(body["control_plane"]["connected"], true, "{body}");
+        assert_eq!(body["control_plane"]["error"], serde_json::Value::Null);
         assert_eq!(
             query_refusal(proxy).await,
             Some((DENIED, "fleet.lockdown".to_owned()))
@@ -91,6 +103,22 @@ async fn proxies_outlive_the_control_plane_and_follow_it_again() {
         Some((DENIED, "policy.no_bundle".to_owned())),
         "{reply:?}"
     );
+}
+
+/// Waits until `/readyz` reports the control-plane link down; returns the body.
+async fn link_down(proxy: &support::RunningProxy) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = readyz(proxy).await;
+        if body["control_plane"]["connected"] == false {
+            return body;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "the link still looks up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The cache is verified again on load: a cached archive whose content changed

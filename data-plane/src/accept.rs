@@ -78,16 +78,7 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
     }
     if path == "/readyz" {
-        return match shared.store.revision() {
-            Some(revision) => json_response(
-                StatusCode::OK,
-                &json!({"status": "ready", "revision": revision}),
-            ),
-            None => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
-            ),
-        };
+        return readyz(&shared);
     }
     if path == "/metrics" {
         let text = shared
@@ -111,6 +102,26 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
         }
         _ => ProxyError::NotFound.into_response(None),
     }
+}
+
+/// Ready means a bundle is loaded: with the control plane away the proxy keeps
+/// deciding on its last good bundle, so that alone does not make it unready. The
+/// body says what an operator needs next: the link and the audit backlog.
+fn readyz(shared: &Shared) -> ProxyResponse {
+    let mut body = match shared.store.revision() {
+        Some(revision) => json!({"status": "ready", "revision": revision}),
+        None => json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
+    };
+    if let Some(link) = &shared.control {
+        body["control_plane"] = json!(link.status());
+    }
+    body["audit_backlog"] = json!(shared.recorder.backlog());
+    let status = if body["status"] == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
 }
 
 /// DNS-rebinding protection: a browser always sends `Origin`, so a present one must

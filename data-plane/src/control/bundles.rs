@@ -111,6 +111,7 @@ impl BundleFollower {
         let mut failing: Option<String> = None;
         loop {
             let error = self.follow(&mut backoff, &mut failing).await;
+            self.link.set_status(Some(error.clone()));
             if failing.as_deref() != Some(error.as_str()) {
                 tracing::warn!(%error, node = self.link.node_id(), "bundle watch interrupted; serving the current bundle and retrying with backoff");
                 failing = Some(error);
@@ -135,6 +136,7 @@ impl BundleFollower {
         if failing.take().is_some() {
             tracing::info!("bundle watch re-established");
         }
+        self.link.set_status(None);
         backoff.reset();
         loop {
             match stream.message().await {

@@ -24,6 +24,7 @@ use airlock_bundle::BundleVerifier;
 use airlock_policy::PolicyStore;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -38,6 +39,19 @@ pub struct ControlPlaneLink {
     channel: Channel,
     authorization: MetadataValue<Ascii>,
     node_id: Arc<str>,
+    /// Whether the bundle stream is up (the proxy's view of the control plane).
+    status: Arc<watch::Sender<LinkStatus>>,
+}
+
+/// The state of a node's link to the control plane, as `/readyz` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStatus {
+    /// True while the bundle `Watch` stream is open.
+    pub connected: bool,
+    /// When `connected` last changed (Unix ms); 0 before the first attempt ended.
+    pub since_unix_ms: u64,
+    /// Why the last attempt or stream failed, while not connected.
+    pub error: Option<String>,
 }
 
 impl std::fmt::Debug for ControlPlaneLink {
@@ -91,7 +105,28 @@ impl ControlPlaneLink {
             channel: endpoint.connect_lazy(),
             authorization,
             node_id: Arc::from(config.node_id.as_str()),
+            status: Arc::new(watch::channel(LinkStatus::default()).0),
         })
+    }
+
+    /// The link's current state.
+    pub fn status(&self) -> LinkStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Records that the bundle stream is up (`None`) or failed (`Some(why)`).
+    pub(crate) fn set_status(&self, error: Option<String>) {
+        let connected = error.is_none();
+        self.status.send_if_modified(|status| {
+            let flipped = status.connected != connected || status.since_unix_ms == 0;
+            if flipped {
+                status.since_unix_ms = crate::record::unix_ms();
+            }
+            let changed = flipped || status.error != error;
+            status.connected = connected;
+            status.error = error;
+            changed
+        });
     }
 
     /// The channel: lazily connected, reconnects by itself. Clones share one
