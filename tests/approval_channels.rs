@@ -277,7 +277,21 @@ fn a_node_refuses_to_hold_more_than_max_pending_calls() {
         .as_str()
         .unwrap_or_default();
     assert!(message.contains("max_pending"), "{message}");
+    let metrics = stack.proxy_metrics();
+    assert!(
+        metrics.contains("\nairlock_approvals_held 1\n"),
+        "{metrics}"
+    );
     let (ok, out) = cli(&stack, DANA, &["approvals", "approve", &id]);
     assert!(ok, "{out}");
     ok_step(&first.join().expect("first client"), "held");
+    // The slot is given back once the released call's task ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stack
+        .proxy_metrics()
+        .contains("\nairlock_approvals_held 0\n")
+    {
+        assert!(Instant::now() < deadline, "{}", stack.proxy_metrics());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -81,9 +81,11 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
         return readyz(&shared);
     }
     if path == "/metrics" {
-        let text = shared
-            .metrics
-            .render(shared.recorder.backlog(), shared.recorder.dropped());
+        let held = shared.approvals.as_ref().map_or(0, |a| a.held());
+        let text =
+            shared
+                .metrics
+                .render(shared.recorder.backlog(), shared.recorder.dropped(), held);
         let mut response = http::Response::new(crate::respond::full(text));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -6,6 +6,7 @@
 //! - `airlock_audit_backlog_events`: audit events waiting for an acknowledgement.
 //! - `airlock_audit_dropped_events_total`: audit events dropped on overflow.
 //! - `airlock_audit_refused_calls_total`: calls refused because the backlog was full.
+//! - `airlock_approvals_held`: calls this node holds waiting for reviewers.
 
 use airlock_policy::{Direction, Evaluation, Verdict};
 use std::fmt::Write as _;
@@ -60,8 +61,9 @@ impl Metrics {
         self.refused_by_audit.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text, with the audit gauges read now.
-    pub(crate) fn render(&self, backlog: usize, dropped: u64) -> String {
+    /// The exposition text, with the gauges read now: the audit backlog, events
+    /// dropped, and calls held for approval.
+    pub(crate) fn render(&self, backlog: usize, dropped: u64, held: usize) -> String {
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP airlock_decisions_total Messages decided by the policy.\n# TYPE airlock_decisions_total counter\n");
         for (d, direction) in ["client_to_server", "server_to_client"].iter().enumerate() {
@@ -98,6 +100,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP airlock_audit_dropped_events_total Audit events dropped because the backlog overflowed.\n# TYPE airlock_audit_dropped_events_total counter\nairlock_audit_dropped_events_total {dropped}");
         let refused = self.refused_by_audit.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP airlock_audit_refused_calls_total Calls refused because the audit backlog was full.\n# TYPE airlock_audit_refused_calls_total counter\nairlock_audit_refused_calls_total {refused}");
+        let _ = writeln!(out, "# HELP airlock_approvals_held Calls this node holds waiting for reviewers.\n# TYPE airlock_approvals_held gauge\nairlock_approvals_held {held}");
         out
     }
 }
@@ -117,7 +120,7 @@ mod tests {
             elapsed: Duration::from_micros(300),
         };
         metrics.decided(Direction::ClientToServer, &evaluation);
-        let text = metrics.render(7, 0);
+        let text = metrics.render(7, 0, 3);
         assert!(
             text.contains(
                 "airlock_decisions_total{direction=\"client_to_server\",verdict=\"deny\"} 1"
@@ -133,5 +136,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("airlock_audit_backlog_events 7"), "{text}");
+        assert!(text.contains("airlock_approvals_held 3\n"), "{text}");
     }
 }

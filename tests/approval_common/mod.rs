@@ -188,6 +188,12 @@ bundle_public_keys = ["release.pub"]
         }
     }
 
+    /// The proxy's `/metrics` text.
+    pub fn proxy_metrics(&self) -> String {
+        let base = self.mcp_url.trim_end_matches("/mcp/demo");
+        crate::sdk_common::get(base, "/metrics")
+    }
+
     /// Runs the SDK script with `steps` in a background thread; join for the report.
     pub fn run_client(&self, steps: Value) -> std::thread::JoinHandle<Value> {
         let node = node22();

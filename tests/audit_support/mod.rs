@@ -205,20 +205,7 @@ impl AuditedProxy {
     }
 }
 
-/// `GET PATH` on `base` (`http://127.0.0.1:PORT`): the raw HTTP answer ("" when
-/// unreachable).
-pub fn get(base: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut socket) = std::net::TcpStream::connect(base.trim_start_matches("http://")) else {
-        return String::new();
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    let mut text = String::new();
-    if socket.write_all(request.as_bytes()).is_ok() {
-        let _ = socket.read_to_string(&mut text);
-    }
-    text
-}
+pub use crate::sdk_common::get;
 
 /// `airlock demo-server` on 127.0.0.1 (no token required).
 pub fn demo() -> (Process, String) {

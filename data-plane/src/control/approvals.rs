@@ -63,6 +63,11 @@ impl ApprovalClient {
         client
     }
 
+    /// How many calls wait on an approval right now.
+    pub(crate) fn held(&self) -> usize {
+        self.waiters().len()
+    }
+
     /// This node's id.
     pub(crate) fn node_id(&self) -> &str {
         self.link.node_id()
