@@ -378,10 +378,7 @@ fn a_reviewer_approves_from_the_web_page_in_a_real_browser() {
     if !sdk_tests_enabled("approvals") {
         return;
     }
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: run scripts/install-test-deps (or set AIRLOCK_SKIP_NODE_TESTS=1)"
-    );
+    sdk_common::require_chromium();
     let stack = ApprovalStack::start(dba(60, 1, "sync"));
     let screenshot = sdk_common::repo_root().join("target/approvals-review-page.png");
     let (node, ui, shot) = (

@@ -7,22 +7,12 @@ mod sdk_common;
 mod support;
 
 use audit_support::{demo, eventually, get, AuditedProxy, PlaneFiles, AGENT_KEY};
-use sdk_common::{node22, ok_step, result_text, run_json_client, sdk_tests_enabled};
+use sdk_common::{
+    has_long_digit_run, node22, ok_step, result_text, run_json_client, sdk_tests_enabled,
+};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use support::McpClient;
-
-/// Any run of 13 or more digits (a card number in clear would be one).
-fn has_long_digit_run(text: &str) -> bool {
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c.is_ascii_digit() { run + 1 } else { 0 };
-        if run >= 13 {
-            return true;
-        }
-    }
-    false
-}
 
 /// (direction, method or "response", tool, verdict) of each record.
 fn shape(records: &[Value]) -> Vec<(String, String, String, String)> {

@@ -33,7 +33,8 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// Every RPC of the control plane, for the role table.
+/// Every RPC of the control plane, and every call of the reviewer page's API that
+/// is not one, for the role table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rpc {
     /// `BundleService.Publish`.
@@ -70,11 +71,18 @@ pub enum Rpc {
     ApprovalGet,
     /// `ApprovalService.Decide`.
     ApprovalDecide,
+    /// `GET /ui/api/sessions`: recent sessions from the audit log.
+    SessionList,
+    /// `GET /ui/api/sessions/{id}`: any session's transcript.
+    SessionGet,
+    /// `GET /ui/api/approvals/{id}/session`: the session of an approval's held call,
+    /// up to that call.
+    ApprovalSession,
 }
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 17] = [
+    pub const ALL: [Rpc; 20] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -92,6 +100,9 @@ impl Rpc {
         Rpc::ApprovalList,
         Rpc::ApprovalGet,
         Rpc::ApprovalDecide,
+        Rpc::SessionList,
+        Rpc::SessionGet,
+        Rpc::ApprovalSession,
     ];
 
     /// The roles that may call this RPC: the one role table of the control plane.
@@ -112,6 +123,11 @@ impl Rpc {
             Rpc::ApprovalWatch => &[Admin, Reviewer, Node],
             Rpc::ApprovalList | Rpc::ApprovalGet => &[Admin, Reviewer, Auditor],
             Rpc::ApprovalDecide => &[Admin, Reviewer],
+            // Sessions are the audit log's: readers of the log see them all. A
+            // reviewer sees only what led to a call they may list (the approval
+            // names it), not the log at large.
+            Rpc::SessionList | Rpc::SessionGet => &[Admin, Auditor],
+            Rpc::ApprovalSession => &[Admin, Reviewer, Auditor],
         }
     }
 }
@@ -136,6 +152,9 @@ impl std::fmt::Display for Rpc {
             Rpc::ApprovalList => "ApprovalService.List",
             Rpc::ApprovalGet => "ApprovalService.Get",
             Rpc::ApprovalDecide => "ApprovalService.Decide",
+            Rpc::SessionList => "GET /ui/api/sessions",
+            Rpc::SessionGet => "GET /ui/api/sessions/{id}",
+            Rpc::ApprovalSession => "GET /ui/api/approvals/{id}/session",
         };
         f.write_str(name)
     }
@@ -295,6 +314,9 @@ mod tests {
             (Rpc::ApprovalList, [true, true, true, false]),
             (Rpc::ApprovalGet, [true, true, true, false]),
             (Rpc::ApprovalDecide, [true, true, false, false]),
+            (Rpc::SessionList, [true, false, true, false]),
+            (Rpc::SessionGet, [true, false, true, false]),
+            (Rpc::ApprovalSession, [true, true, true, false]),
         ];
         assert_eq!(expected.len(), Rpc::ALL.len());
         for (rpc, row) in expected {

@@ -49,6 +49,10 @@ pub enum ControlPlaneError {
     /// No approval with that id (or none the caller may see).
     #[error("no approval with id {0}; see `airlock approvals list`")]
     ApprovalNotFound(String),
+    /// No message of that session (or of an approval's held call) in the part of
+    /// the audit log scanned.
+    #[error("{0}")]
+    SessionNotFound(String),
     /// The approval is no longer pending.
     #[error("approval {approval_id} is already {state:?}; nothing can change it any more")]
     NotPending {
@@ -107,7 +111,9 @@ impl From<ControlPlaneError> for tonic::Status {
                 tonic::Status::invalid_argument(message)
             }
             E::RevisionExists { .. } => tonic::Status::already_exists(message),
-            E::NotFound { .. } | E::ApprovalNotFound(_) => tonic::Status::not_found(message),
+            E::NotFound { .. } | E::ApprovalNotFound(_) | E::SessionNotFound(_) => {
+                tonic::Status::not_found(message)
+            }
             E::NotPending { .. } => tonic::Status::failed_precondition(message),
             E::ReviewRefused(_) => tonic::Status::permission_denied(message),
             E::ApprovalIdTaken(_) => tonic::Status::already_exists(message),

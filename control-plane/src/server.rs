@@ -243,7 +243,14 @@ impl ControlPlane {
             .await;
         if let Some((listener, addr)) = self.ui {
             tracing::info!(%addr, "reviewer page at http://{addr}/ui");
-            crate::ui::spawn(listener, self.approvals.clone(), self.stop.subscribe());
+            crate::ui::spawn(
+                listener,
+                crate::ui::Page {
+                    approvals: self.approvals.clone(),
+                    audit: self.audit.clone(),
+                },
+                self.stop.subscribe(),
+            );
         }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(airlock_proto::FILE_DESCRIPTOR_SET)

@@ -1,10 +1,12 @@
-//! `airlock sessions list | replay ID`: the audit log seen as MCP sessions.
+//! `airlock sessions list | replay ID`: the audit log seen as MCP sessions. The
+//! grouping and the transcript are `airlock_control_plane::audit::sessions`, the
+//! same code the reviewer page's session view uses.
 
 use super::audit::{fetch, format_time, record_json};
 use super::client::{print_table, ControlPlaneClient, GlobalArgs, Output};
 use airlock_control_plane::api;
+use airlock_control_plane::audit::sessions::{transcript, Bounds, SessionIndex};
 use clap::Subcommand;
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// `airlock sessions` subcommands.
@@ -34,15 +36,6 @@ pub async fn run(cmd: SessionsCommand, global: &GlobalArgs) -> anyhow::Result<Ex
     }
 }
 
-struct Summary {
-    identity: String,
-    server: String,
-    messages: usize,
-    denied: usize,
-    first_ms: u64,
-    last_ms: u64,
-}
-
 async fn list(
     client: &ControlPlaneClient,
     since: Option<String>,
@@ -56,37 +49,21 @@ async fn list(
             .unwrap_or(0),
         ..Default::default()
     };
-    let mut sessions: BTreeMap<String, Summary> = BTreeMap::new();
+    let mut index = SessionIndex::new(usize::MAX);
     for record in fetch(client, query).await? {
-        let Some(e) = record.event else { continue };
-        if e.session_id.is_empty() {
-            continue; // before initialize answered: no session yet
+        if let Some(e) = &record.event {
+            index.add(e);
         }
-        let s = sessions
-            .entry(e.session_id.clone())
-            .or_insert_with(|| Summary {
-                identity: e.identity.clone(),
-                server: e.server.clone(),
-                messages: 0,
-                denied: 0,
-                first_ms: e.unix_ms,
-                last_ms: e.unix_ms,
-            });
-        s.messages += 1;
-        s.denied += usize::from(e.verdict != "allow");
-        s.first_ms = s.first_ms.min(e.unix_ms);
-        s.last_ms = s.last_ms.max(e.unix_ms);
     }
-    let mut ordered: Vec<_> = sessions.into_iter().collect();
-    ordered.sort_by_key(|(_, s)| s.first_ms);
+    let ordered = index.oldest_first();
     if output == Output::Json {
         let rows: Vec<_> = ordered
             .iter()
-            .map(|(id, s)| {
+            .map(|s| {
                 serde_json::json!({
-                    "session_id": id, "identity": s.identity, "server": s.server,
-                    "messages": s.messages, "refused": s.denied,
-                    "first_unix_ms": s.first_ms, "last_unix_ms": s.last_ms,
+                    "session_id": s.session_id, "identity": s.identity, "server": s.server,
+                    "messages": s.messages, "refused": s.refused(), "verdicts": s.verdicts,
+                    "first_unix_ms": s.first_unix_ms, "last_unix_ms": s.last_unix_ms,
                 })
             })
             .collect();
@@ -95,15 +72,15 @@ async fn list(
     }
     let rows: Vec<Vec<String>> = ordered
         .iter()
-        .map(|(id, s)| {
+        .map(|s| {
             vec![
-                id.clone(),
+                s.session_id.clone(),
                 s.identity.clone(),
                 s.server.clone(),
                 s.messages.to_string(),
-                s.denied.to_string(),
-                format_time(s.first_ms),
-                format!("{:.1}s", (s.last_ms - s.first_ms) as f64 / 1000.0),
+                s.refused().to_string(),
+                format_time(s.first_unix_ms),
+                format!("{:.1}s", (s.last_unix_ms - s.first_unix_ms) as f64 / 1000.0),
             ]
         })
         .collect();
@@ -130,39 +107,28 @@ async fn replay(client: &ControlPlaneClient, id: &str, output: Output) -> anyhow
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let start = records
-        .first()
-        .and_then(|r| r.event.as_ref())
-        .map_or(0, |e| e.unix_ms);
-    if let Some(e) = records.first().and_then(|r| r.event.as_ref()) {
-        println!(
-            "session {id}\nidentity {}  server {}  started {}\n",
-            e.identity,
-            e.server,
-            format_time(start)
-        );
-    }
-    for record in &records {
-        let Some(e) = &record.event else { continue };
-        let offset = e.unix_ms.saturating_sub(start) as f64 / 1000.0;
+    let t = transcript(id, &records, Bounds::UNBOUNDED);
+    println!(
+        "session {id}\nidentity {}  server {}  started {}\n",
+        t.identity,
+        t.server,
+        format_time(t.first_unix_ms)
+    );
+    for e in &t.events {
+        let offset = e.offset_ms as f64 / 1000.0;
         let arrow = if e.direction == "client_to_server" {
             "agent → server"
         } else {
             "server → agent"
-        };
-        let what = match (e.method.as_str(), e.tool.as_str()) {
-            ("", "") => format!("response {}", e.jsonrpc_id),
-            ("", tool) => format!("response {} ({tool})", e.jsonrpc_id),
-            (method, "") => method.to_owned(),
-            (method, tool) => format!("{method} {tool}"),
         };
         let mut verdict = e.verdict.clone();
         if !e.reasons.is_empty() {
             verdict = format!("{verdict} [{}]", e.reasons.join(", "));
         }
         println!(
-            "+{offset:>8.3}s  #{:<6} {arrow}  {what}  {verdict}",
-            record.seq
+            "+{offset:>8.3}s  #{:<6} {arrow}  {}  {verdict}",
+            e.seq,
+            e.what()
         );
         println!("             {}", e.payload_json);
     }

@@ -27,6 +27,8 @@ pub const OMAR: &str = "omar-token-dba";
 pub const SAM: &str = "sam-token-security";
 pub const SELF: &str = "demo-agent-token-dba";
 pub const ADMIN: &str = "admin-token";
+/// Reads the audit log (sessions) and lists approvals; decides nothing.
+pub const AUDITOR: &str = "auditor-token";
 
 fn sha(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -323,6 +325,7 @@ fn control_plane_config(port: u16) -> String {
         token("sam", SAM, "reviewer", "\"security\""),
         token("demo-agent", SELF, "reviewer", "\"dba\""),
         token("ada", ADMIN, "admin", ""),
+        token("aud", AUDITOR, "auditor", ""),
     ]
     .concat()
 }

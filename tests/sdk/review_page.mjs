@@ -6,7 +6,7 @@
 // payload is shown, takes a screenshot, types a reason, clicks Approve, and waits until
 // the card leaves the pending state. Prints one JSON object:
 // {"id", "payloadShown", "signedInAs", "finalState"} or {"error"}.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, token, screenshot] = process.argv.slice(2);
 if (!url || !token || !screenshot) {
@@ -14,18 +14,7 @@ if (!url || !token || !screenshot) {
   process.exit(2);
 }
 const report = {};
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   await page.goto(url);

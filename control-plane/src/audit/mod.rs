@@ -4,6 +4,7 @@
 //! every `checkpoint_interval_s` seconds when the log grew.
 
 pub mod checkpoint;
+pub mod sessions;
 pub mod verify;
 mod writer;
 

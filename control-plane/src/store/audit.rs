@@ -286,6 +286,20 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// Records from the newest backwards, starting before `before_seq` (`None`: at
+    /// the head). Lazy: a caller that stops early reads no further, so a bounded scan
+    /// of a large log costs only what it reads.
+    pub fn records_back(
+        &self,
+        before_seq: Option<u64>,
+    ) -> impl Iterator<Item = Result<AuditRecord, StoreError>> + '_ {
+        let end = before_seq.unwrap_or(u64::MAX).to_be_bytes();
+        self.records.range(..end).rev().map(|item| {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            decode_record(&key, &value)
+        })
+    }
+
     /// Every stored row as raw bytes, in key order (for verification, which must see
     /// what is on disk, including rows that no longer decode).
     pub fn raw_records(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
