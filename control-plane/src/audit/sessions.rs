@@ -401,10 +401,17 @@ const CLOCK_SKEW_MS: u64 = 60_000;
 /// How long before the approval's creation the scan for its held call gives up.
 const LOOKBACK_MS: u64 = 10 * 60_000;
 
-/// Whether `event` is the held call `approval` was submitted for: the same
-/// identity, server, node, method and tool, held, and the same masked canonical
-/// payload (both are masked with every detector on the proxy).
+/// Whether `event` is the held call `approval` was submitted for. Proxies record a
+/// held request with its approval id, and that decides. An event without one (from
+/// an older proxy) matches on the same identity, server, node, method and tool,
+/// held, and the same masked canonical payload (both are masked with every detector
+/// on the proxy).
 pub fn is_held_call(event: &AuditEvent, approval: &ApprovalRecord) -> bool {
+    if !event.approval_id.is_empty() {
+        return event.approval_id == approval.approval_id
+            && event.direction == "client_to_server"
+            && event.verdict == "require_approval";
+    }
     if event.verdict != "require_approval"
         || event.direction != "client_to_server"
         || event.identity != approval.subject

@@ -231,3 +231,27 @@ fn an_approval_finds_its_held_call_by_identity_node_and_masked_canonical_payload
         Some(2)
     );
 }
+
+#[test]
+fn a_recorded_approval_id_links_exactly_whatever_the_payload_looks_like() {
+    let held = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"query","arguments":{"sql":"x"}}}"#;
+    let canonical = r#"{"method":"tools/call","params":{"name":"query","arguments":{"sql":"x"}}}"#;
+    // The identical call from another session, under another approval: the
+    // payload matches, the recorded id does not.
+    let mut twin = event("b", 999_800, "require_approval", held);
+    twin.approval_id = "apr_2".into();
+    let mut own = event("a", 999_500, "require_approval", held);
+    own.approval_id = "apr_1".into();
+    let (_dir, log) = log_of(vec![own, twin]);
+    let found = find_held_call(&log, &approval(canonical, 1_000_000), BIG)
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.seq, 1, "not the newer twin of another approval");
+    let mut answer = event("a", 999_600, "allow", "{}");
+    answer.direction = "server_to_client".into();
+    answer.approval_id = "apr_1".into();
+    assert!(
+        !is_held_call(&answer, &approval(canonical, 1_000_000)),
+        "the answer carries the id too but is not the held call"
+    );
+}
