@@ -54,6 +54,11 @@ impl Bundles {
         self.active.subscribe()
     }
 
+    #[tracing::instrument(
+        name = "bundle.publish",
+        skip_all,
+        fields(bytes = req.archive.len(), revision, activate = !req.no_activate)
+    )]
     pub(crate) async fn publish_as(
         &self,
         caller: Caller,
@@ -85,6 +90,7 @@ impl Bundles {
             }
         })
         .await?;
+        tracing::Span::current().record("revision", record.revision.as_str());
         tracing::info!(revision = %record.revision, by = %record.published_by, "bundle published");
         if !req.no_activate {
             self.activate(&record.revision).await?;

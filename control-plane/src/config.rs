@@ -30,6 +30,11 @@
 //!
 //! [webhooks]                         # optional: POSTed on each new approval request
 //! urls = ["https://hooks.slack.com/services/..."]
+//!
+//! [telemetry]                        # optional: OTLP/gRPC span export
+//! otlp_endpoint = "http://127.0.0.1:4317"  # or OTEL_EXPORTER_OTLP_ENDPOINT
+//! service_name = "airlock-control-plane"   # default
+//! sample_ratio = 1.0
 //! ```
 //! Relative paths in the file are relative to the file's directory.
 
@@ -39,6 +44,9 @@ use airlock_bundle::{Limits, PublicKey, DEFAULT_MAX_BYTES};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// `service.name` of exported spans when `[telemetry]` does not set one.
+pub const DEFAULT_SERVICE_NAME: &str = "airlock-control-plane";
 
 /// The default listen address (loopback; set `listen` to expose it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
@@ -68,6 +76,8 @@ pub struct ControlPlaneConfig {
     pub ui_public_url: Option<String>,
     /// URLs POSTed on each new approval request (`[webhooks] urls`).
     pub webhook_urls: Vec<String>,
+    /// Span export (`[telemetry]`).
+    pub telemetry: airlock_telemetry::TelemetryConfig,
 }
 
 /// A PEM certificate chain and private key.
@@ -94,6 +104,8 @@ struct RawConfig {
     metrics_listen: Option<String>,
     ui: Option<RawUi>,
     webhooks: Option<RawWebhooks>,
+    #[serde(default)]
+    telemetry: airlock_telemetry::RawTelemetry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +158,7 @@ impl ControlPlaneConfig {
             ui_listen: None,
             ui_public_url: None,
             webhook_urls: Vec::new(),
+            telemetry: airlock_telemetry::TelemetryConfig::disabled(DEFAULT_SERVICE_NAME),
         }
     }
 
@@ -232,7 +245,12 @@ impl ControlPlaneConfig {
                 "[webhooks] urls: {url:?} is not an http:// URL; only plain http:// is supported for now (use a local relay for https)"
             )));
         }
+        let telemetry = raw
+            .telemetry
+            .validate(DEFAULT_SERVICE_NAME, |name| std::env::var(name).ok())
+            .map_err(|e| bad(e.to_string()))?;
         Ok(ControlPlaneConfig {
+            telemetry,
             listen,
             data_dir,
             trusted_keys,
@@ -335,6 +353,22 @@ mod tests {
         assert_eq!(config.limits.max_bytes, 1024);
         assert_eq!(config.tls.unwrap().cert, dir.path().join("c.pem"));
         assert_eq!(config.tokens[0].roles, [Role::Admin]);
+        assert_eq!(config.telemetry.service_name, DEFAULT_SERVICE_NAME);
+    }
+
+    #[test]
+    fn telemetry_names_the_service_and_the_collector() {
+        let dir = dir_with_key();
+        let text = format!(
+            "trusted_keys = [\"release.pub\"]\n{TOKEN}[telemetry]\notlp_endpoint = \"http://127.0.0.1:4317\"\nservice_name = \"cp-eu\"\n"
+        );
+        let config =
+            ControlPlaneConfig::from_toml(&text, dir.path(), Path::new("cp.toml")).unwrap();
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.telemetry.service_name, "cp-eu");
     }
 
     #[test]
@@ -362,6 +396,14 @@ mod tests {
                 "unknown variant",
             ),
             (format!("{keys}{TOKEN}{TOKEN}"), "listed twice"),
+            (
+                format!("{keys}{TOKEN}[telemetry]\nsample_ratio = 3.0\n"),
+                "key `telemetry.sample_ratio`: 3 is not between 0.0 and 1.0; hint:",
+            ),
+            (
+                format!("{keys}{TOKEN}[telemetry]\notlp_endpoint = \"collector\"\n"),
+                "key `telemetry.otlp_endpoint`",
+            ),
         ];
         for (text, expected) in cases {
             let err =

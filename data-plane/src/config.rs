@@ -3,8 +3,10 @@
 //! never mid-request.
 
 mod audit;
+mod telemetry;
 
 pub use self::audit::{AuditConfig, OnFull};
+pub use airlock_telemetry::TelemetryConfig;
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -76,6 +78,8 @@ struct RawConfig {
     #[serde(default)]
     audit: audit::RawAudit,
     approvals: Option<RawApprovals>,
+    #[serde(default)]
+    telemetry: airlock_telemetry::RawTelemetry,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +222,8 @@ pub struct ProxyConfig {
     pub audit: AuditConfig,
     /// How held calls wait (`[approvals]`; they need `[control_plane]`).
     pub approvals: ApprovalsConfig,
+    /// Span export and trace propagation (`[telemetry]`).
+    pub telemetry: TelemetryConfig,
 }
 
 /// How held calls wait (`[approvals]`).
@@ -342,6 +348,7 @@ impl Validator<'_> {
             upstreams: self.upstreams(&raw.upstreams)?,
             audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,
+            telemetry: self.telemetry(raw.telemetry)?,
         })
     }
 

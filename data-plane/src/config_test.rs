@@ -209,3 +209,36 @@ fn the_approvals_section_is_validated() {
         assert!(err.contains(expected), "{extra} => {err}");
     }
 }
+
+#[test]
+fn the_telemetry_section_is_validated() {
+    let config = parse(&format!(
+        "{VALID}[telemetry]\notlp_endpoint = \"http://127.0.0.1:4317\"\nsample_ratio = 0.5\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4317")
+    );
+    assert_eq!(config.telemetry.service_name, "airlock-proxy");
+    assert_eq!(config.telemetry.sample_ratio, 0.5);
+    let cases = [
+        (
+            "[telemetry]\notlp_endpoint = \"localhost:4317\"\n",
+            "key `telemetry.otlp_endpoint`",
+        ),
+        (
+            "[telemetry]\nsample_ratio = 2.0\n",
+            "key `telemetry.sample_ratio`: 2 is not between 0.0 and 1.0; hint:",
+        ),
+        (
+            "[telemetry]\notlp = \"http://c:4317\"\n",
+            "unknown field `otlp`",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let err = parse(&format!("{VALID}{extra}")).unwrap_err().to_string();
+        assert!(err.contains(expected), "{extra} => {err}");
+        assert!(err.contains("invalid config file"), "{extra} => {err}");
+    }
+}

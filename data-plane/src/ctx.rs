@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     /// Approvals on the control plane; `None` without `[control_plane]` (held
     /// calls are then refused).
     pub(crate) approvals: Option<Arc<crate::control::approvals::ApprovalClient>>,
+    /// Spans are exported (`[telemetry]`): take the client's `traceparent` as the
+    /// parent and send ours upstream. Off, trace headers pass through untouched.
+    pub(crate) trace_context: bool,
 }
 
 /// One request's context, carried through the stages.

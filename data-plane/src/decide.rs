@@ -11,9 +11,22 @@ use airlock_policy::{
 };
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::field::Empty;
 
 /// Decides one message travelling in `direction`.
+///
+/// In a `decide` span (debug, child of the request's `mcp` span) with the verdict,
+/// the bundle revision and the number of reasons.
 pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) -> Evaluation {
+    let span = tracing::debug_span!(
+        parent: &ctx.span,
+        "decide",
+        server_to_client = direction == Direction::ServerToClient,
+        verdict = Empty,
+        revision = Empty,
+        reasons = Empty,
+    );
+    let _entered = span.enter();
     let calls = match direction {
         Direction::ClientToServer => ctx.shared.calls.next(ctx.session_id()),
         Direction::ServerToClient => 0,
@@ -47,7 +60,13 @@ pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) 
         time: now(),
         listing: false,
     };
-    ctx.shared.store.decide(&input)
+    let evaluation = ctx.shared.store.decide(&input);
+    span.record("verdict", evaluation.decision.verdict.as_str());
+    if let Some(revision) = &evaluation.revision {
+        span.record("revision", revision.as_str());
+    }
+    span.record("reasons", evaluation.decision.reasons.len() as u64);
+    evaluation
 }
 
 /// Whether the identity may ever call `tool` (used to filter `tools/list`).

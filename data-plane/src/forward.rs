@@ -4,6 +4,10 @@
 //! upstream's own headers from the config are injected instead. Hop-by-hop headers
 //! stop here too. The session header carries the upstream's id, unwrapped from the
 //! sealed id the client holds.
+//!
+//! Trace context: with the OTLP export on, the client's `traceparent`/`tracestate`
+//! are replaced by the `forward` span's, so the upstream's spans join the trace
+//! under the proxy's; with it off the proxy is not in the trace and they pass as is.
 
 use crate::ctx::RequestCtx;
 use crate::error::ProxyError;
@@ -13,6 +17,8 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::Value;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -51,7 +57,8 @@ fn is_withheld(name: &HeaderName) -> bool {
         || name == SESSION_ID
 }
 
-/// Sends the client's request (its decided body bytes) to the upstream.
+/// Sends the client's request (its decided body bytes) to the upstream, in a
+/// `forward` span (debug) that records the upstream's status.
 pub(crate) async fn forward(
     ctx: &RequestCtx,
     method: Method,
@@ -63,15 +70,36 @@ pub(crate) async fn forward(
         .uri(ctx.upstream.url.clone())
         .body(Full::new(body))
         .map_err(|e| ProxyError::Internal(format!("cannot build the upstream request: {e}")))?;
+    let span = tracing::debug_span!(
+        parent: &ctx.span,
+        "forward",
+        otel.kind = "client",
+        upstream = ctx.upstream.name.as_str(),
+        status = Empty,
+    );
     let headers = request.headers_mut();
+    let tracing = ctx.shared.trace_context;
     for (name, value) in client_headers {
-        if !is_withheld(name) && !is_hop_by_hop(name, client_headers) && !ctx.upstream.injects(name)
-        {
+        let replaced = ctx.upstream.injects(name)
+            || (tracing && airlock_telemetry::propagate::is_trace_context(name));
+        if !replaced && !is_withheld(name) && !is_hop_by_hop(name, client_headers) {
             headers.append(name.clone(), value.clone());
         }
     }
     set_upstream_headers(ctx, headers);
-    ctx.shared.client.send(&ctx.upstream.name, request).await
+    if tracing {
+        airlock_telemetry::propagate::inject(&span, headers);
+    }
+    let response = ctx
+        .shared
+        .client
+        .send(&ctx.upstream.name, request)
+        .instrument(span.clone())
+        .await;
+    if let Ok(response) = &response {
+        span.record("status", response.status().as_u16());
+    }
+    response
 }
 
 /// The session id, protocol version and configured credentials.

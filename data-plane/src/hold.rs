@@ -86,6 +86,9 @@ pub(crate) async fn hold(
     };
     let id = message.id().cloned().unwrap_or(Value::Null);
     let call = held_call(ctx, &client, message, evaluation, id.clone());
+    // The `hold` span this future runs in (see `mcp`).
+    let span = tracing::Span::current();
+    span.record("approval_id", call.submit.approval_id.as_str());
     let asynchronous = evaluation
         .decision
         .approval
@@ -101,6 +104,7 @@ pub(crate) async fn hold(
         .await;
     match grant {
         Ok(Some(approval)) => {
+            span.record("approval_id", approval.approval_id.as_str());
             tracing::info!(parent: &ctx.span, approval = %approval.approval_id, "approval grant used");
             record(&approval.approval_id);
             return Held::Released(approval.approval_id);

@@ -136,6 +136,7 @@ impl Proxy {
                 .clone()
                 .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
             control,
+            trace_context: config.telemetry.enabled(),
         });
         Ok(Proxy {
             listener,

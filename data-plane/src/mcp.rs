@@ -9,6 +9,11 @@
 //! Origin comes before authentication so a rebinding page learns nothing about keys;
 //! the session is unsealed before the body is read so a hijack costs no parsing;
 //! every message is decided before a single byte goes upstream (promise 1 and 2).
+//!
+//! Spans: one `mcp` (info) per request; each stage a `debug` child of it
+//! (`authenticate`, `decode`, `decide`, `record`, `hold`, `forward`, `respond`),
+//! so they cost one level check unless the OTLP export (or `RUST_LOG=debug`) wants
+//! them. Names and fields are listed in `docs/audit.md` (Telemetry).
 
 use crate::accept::{check_origin, read_body};
 use crate::control::approvals::ApprovalClient;
@@ -31,6 +36,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::field::Empty;
+use tracing::Instrument;
 
 /// A failure, with the JSON-RPC id to answer it under when known.
 struct Failure {
@@ -62,6 +68,9 @@ pub(crate) async fn handle(
         status = Empty,
         latency_us = Empty,
     );
+    if shared.trace_context {
+        airlock_telemetry::propagate::adopt_remote_parent(&span, request.headers());
+    }
     let response = match run(request, shared, &server, span.clone()).await {
         Ok(response) => response,
         Err(failure) => {
@@ -92,7 +101,8 @@ async fn run(
     if !matches!(method, Method::POST | Method::GET | Method::DELETE) {
         return Err(ProxyError::MethodNotAllowed.into());
     }
-    let identity = shared.keys.authenticate(request.headers())?;
+    let identity = tracing::debug_span!(parent: &span, "authenticate")
+        .in_scope(|| shared.keys.authenticate(request.headers()))?;
     span.record("subject", identity.subject.as_str());
     let revision = Revision::from_headers(request.headers())?;
     let client_session = match request.headers().get(SESSION_ID) {
@@ -134,7 +144,7 @@ async fn run(
         let sent = Instant::now();
         let upstream = forward(&ctx, method, &parts.headers, Bytes::new()).await?;
         let exchange = Exchange::new(Vec::new(), Vec::new(), sent);
-        Ok(respond(ctx, upstream, exchange).await?)
+        Ok(respond_in_span(ctx, upstream, exchange).await?)
     }
 }
 
@@ -142,10 +152,12 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     let (parts, body) = request.into_parts();
     check_content_headers(&parts.headers)?;
     let bytes = read_body(body, &parts.headers, ctx.shared.limits.max_body_bytes).await?;
-    let payload = decode(&bytes, &ctx.shared.limits).map_err(|e| ProxyError::Decode {
-        code: e.jsonrpc_code(),
-        message: e.to_string(),
-    })?;
+    let payload = tracing::debug_span!(parent: &ctx.span, "decode", bytes = bytes.len())
+        .in_scope(|| decode(&bytes, &ctx.shared.limits))
+        .map_err(|e| ProxyError::Decode {
+            code: e.jsonrpc_code(),
+            message: e.to_string(),
+        })?;
     let single_id = match &payload {
         Payload::Single(message) => message.id().cloned(),
         Payload::Batch(_) => None,
@@ -171,6 +183,7 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     if let (Payload::Single(message), Some(held)) = (&payload, decided.held.take()) {
         let client = held.client;
         let event = held.event;
+        let span = tracing::debug_span!(parent: &ctx.span, "hold", approval_id = Empty);
         match hold(
             &ctx,
             client,
@@ -180,6 +193,7 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
             &parts.headers,
             bytes.clone(),
         )
+        .instrument(span)
         .await
         {
             Held::Answer(response) => return Ok(response),
@@ -206,7 +220,7 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
     if let Some(approval_id) = &approved_by {
         exchange = exchange.approved_by(approval_id);
     }
-    Ok(respond(ctx, upstream, exchange).await?)
+    Ok(respond_in_span(ctx, upstream, exchange).await?)
 }
 
 /// Every message of a POST decided (and recorded, except a held request's).
@@ -271,12 +285,24 @@ fn decide_all(ctx: &Arc<RequestCtx>, payload: &Payload) -> Decisions {
             }
             _ => {
                 if let Some(event) = event {
+                    let _record = tracing::debug_span!(parent: &ctx.span, "record").entered();
                     ctx.shared.recorder.record(event, &message.value);
                 }
             }
         }
     }
     decided
+}
+
+/// The respond stage (filter, mask, record the answer) in its span; an SSE answer's
+/// events are decided later, as they arrive, outside it.
+async fn respond_in_span(
+    ctx: Arc<RequestCtx>,
+    upstream: http::Response<Incoming>,
+    exchange: Exchange,
+) -> Result<ProxyResponse, ProxyError> {
+    let span = tracing::debug_span!(parent: &ctx.span, "respond");
+    respond(ctx, upstream, exchange).instrument(span).await
 }
 
 fn record_message(ctx: &RequestCtx, payload: &Payload) {

@@ -35,6 +35,11 @@ pub struct DevArgs {
     /// Write logs to stderr instead of the log file in the data directory.
     #[arg(long)]
     pub log_stderr: bool,
+    /// Export spans (proxy and control plane, service `airlock-dev`) to this
+    /// OTLP/gRPC collector, e.g. http://127.0.0.1:4317. Default: the
+    /// OTEL_EXPORTER_OTLP_ENDPOINT environment variable, else no export.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Credentials minted for one `airlock dev` run.
@@ -80,7 +85,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     })?;
     let (data_dir, _temp) = data_dir(args.data_dir.as_deref())?;
     let log_path = data_dir.join("airlock.log");
-    init_dev_logging(args.log_stderr, &log_path)?;
+    let telemetry = airlock_telemetry::RawTelemetry::with_endpoint(args.otlp_endpoint.clone())
+        .validate("airlock-dev", |name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("--otlp-endpoint: {e}"))?;
+    let exporter = init_dev_logging(args.log_stderr, &log_path, &telemetry)?;
 
     let secrets = DevSecrets::generate();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -107,7 +115,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let demo_url = demo.url();
 
     let config_path = data_dir.join("airlock.toml");
-    let proxy = start_proxy(&args, &config_path, &link, &demo_url, &secrets).await?;
+    let proxy = start_proxy(&args, &config_path, &link, &demo_url, &secrets, &telemetry).await?;
     super::dev_control::wait_ready(&proxy).await?;
     let endpoint = format!("http://{}/mcp/demo", proxy.local_addr());
 
@@ -139,6 +147,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     plane_res
         .context("control plane task")?
         .context("control plane")?;
+    exporter.shutdown().await;
     eprintln!("stopped.");
     Ok(ExitCode::SUCCESS)
 }
@@ -165,21 +174,19 @@ fn data_dir(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Option<tempfile
     }
 }
 
-fn init_dev_logging(to_stderr: bool, log_path: &Path) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if to_stderr {
-        crate::cli::init_logging(false);
-        return Ok(());
-    }
-    let file = std::fs::File::create(log_path)
-        .with_context(|| format!("creating log file {}", log_path.display()))?;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
-    Ok(())
+fn init_dev_logging(
+    to_stderr: bool,
+    log_path: &Path,
+    telemetry: &airlock_telemetry::TelemetryConfig,
+) -> anyhow::Result<airlock_telemetry::Telemetry> {
+    let output = if to_stderr {
+        crate::cli::LogOutput::Stderr { json: false }
+    } else {
+        let file = std::fs::File::create(log_path)
+            .with_context(|| format!("creating log file {}", log_path.display()))?;
+        crate::cli::LogOutput::File(file)
+    };
+    crate::cli::init_tracing(output, telemetry)
 }
 
 async fn start_proxy(
@@ -188,14 +195,17 @@ async fn start_proxy(
     link: &super::dev_control::Link,
     demo_url: &str,
     secrets: &DevSecrets,
+    telemetry: &airlock_telemetry::TelemetryConfig,
 ) -> anyhow::Result<airlock_data_plane::Proxy> {
     let mut port = args.port;
     loop {
         let text = proxy_config(port, link, demo_url, secrets);
         std::fs::write(config_path, &text)
             .with_context(|| format!("writing {}", config_path.display()))?;
-        let config = airlock_data_plane::ProxyConfig::from_file(config_path)
+        let mut config = airlock_data_plane::ProxyConfig::from_file(config_path)
             .context("the generated proxy config is invalid (a bug: please report it)")?;
+        // One exporter for the whole process: the proxy only needs to know it is on.
+        config.telemetry = telemetry.clone();
         match airlock_data_plane::Proxy::start(config).await {
             Ok(proxy) => return Ok(proxy),
             Err(err) if port != 0 && is_addr_in_use(&err) => {

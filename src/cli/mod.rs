@@ -27,20 +27,71 @@ where
     rt.block_on(fut)
 }
 
-/// Installs the tracing subscriber: logs to stderr, filtered by `RUST_LOG`
-/// (default `info`), as JSON when `json` is set.
+/// Where log lines go.
+pub enum LogOutput {
+    /// Standard error, as JSON lines when `json` is set.
+    Stderr {
+        /// JSON lines instead of text.
+        json: bool,
+    },
+    /// A file, as text without colours (`airlock dev`).
+    File(std::fs::File),
+}
+
+/// Installs the tracing subscriber without span export: logs to stderr, filtered
+/// by `RUST_LOG` (default `info`), as JSON when `json` is set.
 pub fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
+    let disabled = airlock_telemetry::TelemetryConfig::disabled("airlock");
+    // Without an endpoint nothing can fail.
+    let _ = init_tracing(LogOutput::Stderr { json }, &disabled);
+}
+
+/// Installs the tracing subscriber: the log lines (filtered by `RUST_LOG`, default
+/// `info`) and, when `telemetry` has an endpoint, the OTLP span export (its own
+/// filter: the planes' spans at `debug`). Call inside the runtime; flush the
+/// returned handle with `Telemetry::shutdown` before exiting.
+pub fn init_tracing(
+    output: LogOutput,
+    telemetry: &airlock_telemetry::TelemetryConfig,
+) -> anyhow::Result<airlock_telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{fmt, EnvFilter, Layer, Registry};
+    type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests calling twice) is harmless: ignore the error.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let log: Boxed = match output {
+        LogOutput::Stderr { json: true } => fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogOutput::Stderr { json: false } => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogOutput::File(file) => fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(filter)
+            .boxed(),
     };
+    let mut layers = vec![log];
+    let mut handle = airlock_telemetry::Telemetry::default();
+    if let Some((otlp, running)) = airlock_telemetry::otlp_layer::<Registry>(telemetry)? {
+        layers.push(otlp);
+        handle = running;
+    }
+    // A second init (tests calling twice) is harmless: ignore the error.
+    if tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok()
+    {
+        if let Some(endpoint) = &telemetry.otlp_endpoint {
+            tracing::info!(%endpoint, service = %telemetry.service_name, "exporting spans over OTLP");
+        }
+    }
+    Ok(handle)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -44,6 +44,10 @@ Example airlock.toml (every key is checked; a typo stops the start-up):
   labels = { env = \"prod\" }
   headers = { Authorization = \"Bearer ${DEMO_UPSTREAM_TOKEN}\" }
 
+  # [telemetry]                                    # spans over OTLP/gRPC (or OTEL_EXPORTER_OTLP_ENDPOINT)
+  # otlp_endpoint = \"http://127.0.0.1:4317\"
+  # service_name = \"airlock-proxy\", sample_ratio = 1.0
+
 Then point an MCP client at http://127.0.0.1:8080/mcp/demo with its API key.
 Health: GET /healthz (process up), GET /readyz (a policy bundle is loaded).")]
 pub struct ProxyArgs {
@@ -60,8 +64,14 @@ pub struct ProxyArgs {
 
 /// Runs a proxy node until Ctrl-C or SIGTERM.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
-    super::init_logging(args.log_json);
+    // The config is read first: it says whether spans are exported.
     let mut config = ProxyConfig::from_file(&args.config)?;
+    let telemetry = super::init_tracing(
+        super::LogOutput::Stderr {
+            json: args.log_json,
+        },
+        &config.telemetry,
+    )?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -76,5 +86,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         stdout.flush()?;
     }
     proxy.run(super::shutdown_signal()).await?;
+    // The last requests' spans leave before the process does.
+    telemetry.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

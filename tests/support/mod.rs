@@ -131,6 +131,7 @@ pub struct ProxyBuilder {
     extra_server: String,
     envs: Vec<(String, String)>,
     control_plane: Option<String>,
+    tables: String,
 }
 
 impl Default for ProxyBuilder {
@@ -147,7 +148,15 @@ impl ProxyBuilder {
             extra_server: String::new(),
             envs: vec![("AIRLOCK_TEST_UPSTREAM_TOKEN".into(), UPSTREAM_TOKEN.into())],
             control_plane: None,
+            tables: String::new(),
         }
+    }
+
+    /// An extra top-level table, e.g. "[telemetry]\notlp_endpoint = ...".
+    pub fn table(mut self, table: &str) -> Self {
+        self.tables.push_str(table);
+        self.tables.push('\n');
+        self
     }
 
     /// Takes the policy from a control plane: `table` is the `[control_plane]`
@@ -195,13 +204,14 @@ impl ProxyBuilder {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"http://localhost:6274\"]\n\
              session_secret = \"test-session-secret-0123456789abcdef\"\n{extra}\n\
-             [policy]\n{policy}eval_timeout_ms = 1000\n{control_plane}\n\
+             [policy]\n{policy}eval_timeout_ms = 1000\n{control_plane}\n{tables}\n\
              [[api_keys]]\nsubject = \"demo-agent\"\nsha256 = \"{agent}\"\ngroups = [\"agents\"]\nkind = \"agent\"\n\n\
              [[api_keys]]\nsubject = \"reader\"\nsha256 = \"{readonly}\"\ngroups = [\"readonly\"]\nkind = \"agent\"\n\n\
              [[api_keys]]\nsubject = \"other-agent\"\nsha256 = \"{other}\"\ngroups = [\"agents\"]\nkind = \"agent\"\n\n{upstreams}",
             extra = self.extra_server,
             policy = if self.control_plane.is_some() { "" } else { "dir = \"policies\"\n" },
             control_plane = self.control_plane.as_deref().unwrap_or_default(),
+            tables = self.tables,
             agent = sha256_hex(AGENT_KEY),
             readonly = sha256_hex(READONLY_KEY),
             other = sha256_hex(OTHER_KEY),

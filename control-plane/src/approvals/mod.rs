@@ -156,6 +156,11 @@ impl Approvals {
 
     /// Stores a held call (idempotent on its id; an async one is merged with an
     /// identical pending async request).
+    #[tracing::instrument(
+        name = "approval.submit",
+        skip_all,
+        fields(approval_id = %req.approval_id, server = %req.server, tool = %req.tool, created)
+    )]
     pub(crate) async fn submit_as(
         &self,
         caller: Caller,
@@ -197,6 +202,7 @@ impl Approvals {
                 .await?;
             (record, created.load(std::sync::atomic::Ordering::SeqCst))
         };
+        tracing::Span::current().record("created", created);
         if created {
             tracing::info!(approval = %record.approval_id, subject = %record.subject, server = %record.server, "approval requested");
             self.inner.webhooks.notify(&record);
@@ -205,6 +211,11 @@ impl Approvals {
     }
 
     /// Records a review by `caller`.
+    #[tracing::instrument(
+        name = "approval.decide",
+        skip_all,
+        fields(approval_id = %approval_id, verdict = ?verdict, state)
+    )]
     pub(crate) async fn decide_as(
         &self,
         caller: Caller,
@@ -229,6 +240,7 @@ impl Approvals {
                 }
             })
             .await?;
+        tracing::Span::current().record("state", tracing::field::debug(&record.state));
         tracing::info!(approval = %record.approval_id, state = ?record.state, "approval reviewed");
         Ok(record)
     }

@@ -166,7 +166,14 @@ impl Audit {
         Ok(pruned)
     }
 
-    /// Appends one batch durably (in process: benches and tests use it too).
+    /// Appends one batch durably (in process: benches and tests use it too), in an
+    /// `audit.append` span (debug) with the batch's counts.
+    #[tracing::instrument(
+        name = "audit.append",
+        level = "debug",
+        skip_all,
+        fields(events = events.len(), stored, duplicates, last_seq)
+    )]
     pub async fn append(
         &self,
         events: Vec<api::AuditEvent>,
@@ -183,6 +190,10 @@ impl Audit {
                 "the audit writer stopped; restart the control plane".to_owned(),
             )
         })??;
+        let span = tracing::Span::current();
+        span.record("stored", appended.stored);
+        span.record("duplicates", appended.duplicates);
+        span.record("last_seq", appended.last_seq);
         self.appended.send_replace(appended.last_seq);
         let m = &self.metrics;
         m.audit_stored
