@@ -3,9 +3,11 @@
 //! never mid-request.
 
 mod audit;
+mod jwt;
 mod telemetry;
 
 pub use self::audit::{AuditConfig, OnFull};
+pub use self::jwt::{JwksSource, JwtIssuerConfig};
 pub use airlock_telemetry::TelemetryConfig;
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
@@ -73,6 +75,8 @@ struct RawConfig {
     control_plane: Option<RawControlPlane>,
     #[serde(default)]
     api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    jwt: Vec<jwt::RawJwt>,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
     #[serde(default)]
@@ -216,6 +220,8 @@ pub struct ProxyConfig {
     pub eval_timeout: Duration,
     /// Static API keys.
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Trusted JWT issuers (`[[jwt]]`).
+    pub jwt: Vec<JwtIssuerConfig>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
     /// Where audit events go (`[audit]`).
@@ -345,6 +351,7 @@ impl Validator<'_> {
             control_plane,
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
+            jwt: self.jwt_issuers(raw.jwt)?,
             upstreams: self.upstreams(&raw.upstreams)?,
             audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,

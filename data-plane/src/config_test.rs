@@ -242,3 +242,62 @@ fn the_telemetry_section_is_validated() {
         assert!(err.contains("invalid config file"), "{extra} => {err}");
     }
 }
+
+const JWT: &str = "[[jwt]]\nissuer = \"https://idp.example.com/\"\naudience = \"airlock\"\n";
+
+#[test]
+fn a_jwt_issuer_gets_safe_defaults_and_an_anchored_jwks_file() {
+    let text = format!("{VALID}{JWT}jwks_file = \"jwks.json\"\n");
+    let config = parse(&text).unwrap();
+    let issuer = &config.jwt[0];
+    assert_eq!(
+        issuer.jwks,
+        JwksSource::File(PathBuf::from("/etc/airlock/jwks.json"))
+    );
+    assert_eq!(
+        (issuer.subject_claim.as_str(), issuer.groups_claim.as_str()),
+        ("sub", "groups")
+    );
+    assert_eq!(issuer.kind, "agent");
+    assert_eq!(issuer.leeway, Duration::from_secs(30));
+    assert!(!issuer.algorithms.contains(&jsonwebtoken::Algorithm::HS256));
+    assert!(issuer.algorithms.contains(&jsonwebtoken::Algorithm::EdDSA));
+}
+
+#[test]
+fn unsafe_or_ambiguous_jwt_settings_are_refused_with_a_hint() {
+    let url = "jwks_url = \"https://idp.example.com/jwks.json\"\n";
+    let cases = [
+        (format!("{VALID}{JWT}"), "jwt[0].jwks_url"),
+        (
+            format!("{VALID}{JWT}{url}jwks_file = \"k.json\"\n"),
+            "jwt[0].jwks_url",
+        ),
+        (
+            format!("{VALID}{JWT}jwks_url = \"ftp://idp/jwks\"\n"),
+            "jwt[0].jwks_url",
+        ),
+        (
+            format!("{VALID}{JWT}{url}algorithms = [\"HS256\"]\n"),
+            "jwt[0].algorithms",
+        ),
+        (
+            format!("{VALID}{JWT}{url}algorithms = [\"none\"]\n"),
+            "jwt[0].algorithms",
+        ),
+        (
+            format!("{VALID}{JWT}{url}leeway_s = 3600\n"),
+            "jwt[0].leeway_s",
+        ),
+        (
+            format!("{VALID}{JWT}{url}kind = \"robot\"\n"),
+            "jwt[0].kind",
+        ),
+        (format!("{VALID}{JWT}{url}{JWT}{url}"), "jwt[1].issuer"),
+    ];
+    for (text, key) in cases {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+        assert!(err.contains("hint"), "expected a hint in: {err}");
+    }
+}

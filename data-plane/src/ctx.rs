@@ -1,7 +1,7 @@
 //! What the stages share: `Shared` lives as long as the proxy, `RequestCtx` as long
 //! as one HTTP request (and its response stream).
 
-use crate::authenticate::{ApiKeys, Identity};
+use crate::authenticate::{Authenticator, Identity};
 use crate::decode::Limits;
 use crate::protocol::Revision;
 use crate::session::{CallCounter, SessionSeal};
@@ -16,7 +16,7 @@ use tracing::Span;
 /// Per-process state, built once at start-up.
 pub(crate) struct Shared {
     pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
-    pub(crate) keys: ApiKeys,
+    pub(crate) auth: Authenticator,
     pub(crate) seal: SessionSeal,
     pub(crate) calls: CallCounter,
     pub(crate) store: Arc<PolicyStore>,

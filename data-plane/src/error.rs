@@ -75,6 +75,12 @@ pub enum ProxyError {
     /// No or an unknown API key.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A bearer JWT that does not verify (expired, wrong audience, unknown issuer...).
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// A `[[jwt]]` issuer's key set cannot be loaded at start-up.
+    #[error("JWT issuer keys: {0}")]
+    Jwks(String),
     /// The `Origin` header is not on `server.allowed_origins`.
     #[error("origin `{0}` is not allowed; add it to server.allowed_origins if this browser app should reach the proxy")]
     OriginForbidden(String),
@@ -154,7 +160,7 @@ impl ProxyError {
     /// The HTTP status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Unauthorized(_) | ProxyError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ProxyError::OriginForbidden(_) | ProxyError::Refused { .. } => StatusCode::FORBIDDEN,
             ProxyError::UnknownServer(_) | ProxyError::NotFound | ProxyError::SessionNotFound => {
                 StatusCode::NOT_FOUND
@@ -174,6 +180,7 @@ impl ProxyError {
             ProxyError::Config(_)
             | ProxyError::Policy(_)
             | ProxyError::ControlPlane(_)
+            | ProxyError::Jwks(_)
             | ProxyError::Bind { .. }
             | ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -182,7 +189,7 @@ impl ProxyError {
     /// The JSON-RPC error code in the body.
     pub fn jsonrpc_code(&self) -> i64 {
         match self {
-            ProxyError::Unauthorized(_) => codes::UNAUTHORIZED,
+            ProxyError::Unauthorized(_) | ProxyError::InvalidToken(_) => codes::UNAUTHORIZED,
             ProxyError::OriginForbidden(_) => codes::ORIGIN_FORBIDDEN,
             ProxyError::UnknownServer(_) | ProxyError::NotFound | ProxyError::MethodNotAllowed => {
                 codes::UNKNOWN_SERVER
@@ -202,6 +209,7 @@ impl ProxyError {
             ProxyError::Config(_)
             | ProxyError::Policy(_)
             | ProxyError::ControlPlane(_)
+            | ProxyError::Jwks(_)
             | ProxyError::Bind { .. }
             | ProxyError::Internal(_) => codes::INTERNAL_ERROR,
         }
@@ -234,9 +242,15 @@ impl ProxyError {
         let body = json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": self.jsonrpc_error()});
         let mut response = json_response(self.status(), &body);
         if self.status() == StatusCode::UNAUTHORIZED {
+            // RFC 6750: a token that was presented and refused is `invalid_token`.
+            let challenge = if matches!(self, ProxyError::InvalidToken(_)) {
+                "Bearer realm=\"airlock\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"airlock\""
+            };
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"airlock\""),
+                HeaderValue::from_static(challenge),
             );
         }
         response

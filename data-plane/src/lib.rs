@@ -39,7 +39,7 @@ pub use authenticate::Identity;
 pub use config::{ConfigError, ProxyConfig};
 pub use error::{codes, ProxyError};
 
-use crate::authenticate::ApiKeys;
+use crate::authenticate::Authenticator;
 use crate::control::{ControlPlaneLink, FleetTasks};
 use crate::ctx::Shared;
 use crate::session::{CallCounter, SessionSeal};
@@ -112,17 +112,20 @@ impl Proxy {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
+        let client = HttpClient::new(config.connect_timeout, config.request_timeout);
+        let auth = Authenticator::new(&config.api_keys, &config.jwt, client.clone())?;
+        auth.start().await;
         let shared = Arc::new(Shared {
             upstreams: config
                 .upstreams
                 .iter()
                 .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
                 .collect(),
-            keys: ApiKeys::new(&config.api_keys),
+            auth,
             seal: SessionSeal::new(secret),
             calls: CallCounter::new(CALL_COUNTER_CAPACITY),
             store: Arc::clone(&store),
-            client: HttpClient::new(config.connect_timeout, config.request_timeout),
+            client,
             limits: decode::Limits {
                 max_body_bytes: config.max_body_bytes,
                 max_depth: config.max_depth,

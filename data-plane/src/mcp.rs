@@ -32,7 +32,7 @@ use airlock_policy::{Direction, Evaluation, IdentityInput, Verdict};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::field::Empty;
@@ -101,8 +101,11 @@ async fn run(
     if !matches!(method, Method::POST | Method::GET | Method::DELETE) {
         return Err(ProxyError::MethodNotAllowed.into());
     }
-    let identity = tracing::debug_span!(parent: &span, "authenticate")
-        .in_scope(|| shared.keys.authenticate(request.headers()))?;
+    let identity = shared
+        .auth
+        .authenticate(request.headers())
+        .instrument(tracing::debug_span!(parent: &span, "authenticate"))
+        .await?;
     span.record("subject", identity.subject.as_str());
     let revision = Revision::from_headers(request.headers())?;
     let client_session = match request.headers().get(SESSION_ID) {
@@ -123,7 +126,7 @@ async fn run(
             subject: identity.subject.clone(),
             groups: identity.groups.clone(),
             kind: identity.kind.clone(),
-            claims: Map::new(),
+            claims: identity.claims.clone(),
         },
         protocol_header: request.headers().get(PROTOCOL_VERSION).cloned(),
         shared,
