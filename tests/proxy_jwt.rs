@@ -322,3 +322,38 @@ async fn an_unreachable_jwks_fails_closed_for_tokens_and_says_why() {
     assert!(message.contains("JWKS"), "{message}");
     assert_eq!(ping(&proxy, AGENT_KEY).await.0, 200, "API keys still work");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_url_over_https_is_verified_with_the_outbound_trust() {
+    let key = signing_key(4);
+    let server = support::tls::TlsServer::start(jwks(&[("k4", &key)])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = server.write_cert(dir.path(), "idp-ca.pem");
+    let demo = demo_server();
+    let table = |outbound: &str| {
+        format!(
+            "[[jwt]]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_url = \"{}/jwks.json\"\n{outbound}",
+            server.base
+        )
+    };
+    let token = sign("k4", &key, &claims());
+
+    let untrusting = ProxyBuilder::new()
+        .upstream("demo", &demo.url, "prod")
+        .policy(POLICY)
+        .table(&table(""))
+        .start();
+    let (status, _, message) = ping(&untrusting, &token).await;
+    assert_eq!(status, 401, "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+
+    let trusting = ProxyBuilder::new()
+        .upstream("demo", &demo.url, "prod")
+        .policy(POLICY)
+        .table(&table(&format!(
+            "[outbound_tls]\nca_certs = [\"{}\"]\n",
+            ca.display()
+        )))
+        .start();
+    assert_eq!(ping(&trusting, &token).await.0, 200);
+}

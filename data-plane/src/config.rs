@@ -2,8 +2,10 @@
 //! values the request path uses, so a typo fails at start-up (file, key, hint) and
 //! never mid-request.
 
+mod api_keys;
 mod audit;
 mod jwt;
+mod outbound;
 mod telemetry;
 
 pub use self::audit::{AuditConfig, OnFull};
@@ -77,6 +79,8 @@ struct RawConfig {
     api_keys: Vec<RawApiKey>,
     #[serde(default)]
     jwt: Vec<jwt::RawJwt>,
+    #[serde(default)]
+    outbound_tls: outbound::RawOutboundTls,
     #[serde(default)]
     upstreams: Vec<RawUpstream>,
     #[serde(default)]
@@ -222,6 +226,8 @@ pub struct ProxyConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     /// Trusted JWT issuers (`[[jwt]]`).
     pub jwt: Vec<JwtIssuerConfig>,
+    /// CA certificates trusted for outbound TLS besides the system's (`[outbound_tls]`).
+    pub outbound_ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
     /// Where audit events go (`[audit]`).
@@ -268,7 +274,7 @@ pub struct ApiKeyConfig {
 pub struct UpstreamConfig {
     /// The name in `/mcp/{name}` and `input.server.name`.
     pub name: String,
-    /// The upstream's MCP endpoint (HTTP only for now).
+    /// The upstream's MCP endpoint (`http://` or `https://`).
     pub url: Uri,
     /// Labels given to the policy as `input.server.labels`.
     pub labels: BTreeMap<String, String>,
@@ -352,6 +358,7 @@ impl Validator<'_> {
             eval_timeout: Duration::from_millis(raw.policy.eval_timeout_ms.max(1)),
             api_keys: self.api_keys(&raw.api_keys)?,
             jwt: self.jwt_issuers(raw.jwt)?,
+            outbound_ca_certs: self.outbound_ca_certs(raw.outbound_tls)?,
             upstreams: self.upstreams(&raw.upstreams)?,
             audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,
@@ -445,51 +452,6 @@ impl Validator<'_> {
         }
     }
 
-    fn api_keys(&self, raw: &[RawApiKey]) -> Result<Vec<ApiKeyConfig>, ConfigError> {
-        let mut keys: Vec<ApiKeyConfig> = Vec::with_capacity(raw.len());
-        for (i, k) in raw.iter().enumerate() {
-            let key = |field: &str| format!("api_keys[{i}].{field}");
-            if k.subject.trim().is_empty() {
-                return Err(self.invalid(
-                    key("subject"),
-                    "is empty",
-                    "name who holds the key, e.g. \"ci-bot\"",
-                ));
-            }
-            let bytes = hex::decode(k.sha256.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let Some(sha256) = bytes else {
-                return Err(self.invalid(
-                    key("sha256"),
-                    "is not 64 hex characters",
-                    "store the SHA-256 of the key, e.g. `printf %s \"$KEY\" | sha256sum`",
-                ));
-            };
-            if keys.iter().any(|other| other.sha256 == sha256) {
-                return Err(self.invalid(
-                    key("sha256"),
-                    "duplicates another key's hash",
-                    "give each identity its own key",
-                ));
-            }
-            if !matches!(k.kind.as_str(), "agent" | "user" | "service") {
-                return Err(self.invalid(
-                    key("kind"),
-                    format!("`{}` is not a kind", k.kind),
-                    "use \"agent\", \"user\" or \"service\"",
-                ));
-            }
-            keys.push(ApiKeyConfig {
-                subject: k.subject.clone(),
-                sha256,
-                groups: k.groups.clone(),
-                kind: k.kind.clone(),
-            });
-        }
-        Ok(keys)
-    }
-
     fn upstreams(&self, raw: &[RawUpstream]) -> Result<Vec<UpstreamConfig>, ConfigError> {
         let mut out: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
         for (i, u) in raw.iter().enumerate() {
@@ -520,11 +482,11 @@ impl Validator<'_> {
                     "e.g. \"http://127.0.0.1:9100/mcp\"",
                 ));
             };
-            if url.scheme_str() != Some("http") {
+            if !matches!(url.scheme_str(), Some("http" | "https")) {
                 return Err(self.invalid(
                     key("url"),
-                    "only http:// upstreams are supported for now",
-                    "run a TLS-terminating sidecar or use http:// on a trusted network",
+                    "must be an http:// or https:// URL",
+                    "e.g. \"https://mcp.example.com/mcp\"",
                 ));
             }
             let headers = self.upstream_headers(i, &u.headers)?;

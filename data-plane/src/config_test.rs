@@ -60,7 +60,7 @@ fn invalid_values_are_refused_with_the_key_and_a_hint() {
         ),
         (VALID.replace("9f86d081884c", "zz"), "api_keys[0].sha256"),
         (
-            VALID.replace("http://127.0.0.1:9100/mcp", "https://x/mcp"),
+            VALID.replace("http://127.0.0.1:9100/mcp", "ftp://x/mcp"),
             "upstreams[0].url",
         ),
         (
@@ -299,5 +299,21 @@ fn unsafe_or_ambiguous_jwt_settings_are_refused_with_a_hint() {
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains(key), "expected `{key}` in: {err}");
         assert!(err.contains("hint"), "expected a hint in: {err}");
+    }
+}
+
+#[test]
+fn outbound_ca_files_are_read_at_start_up_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let with = |file: &str| format!("{VALID}[outbound_tls]\nca_certs = [\"{file}\"]\n");
+    let config = parse_in(&dir, &with("ca.pem")).unwrap();
+    assert_eq!(config.outbound_ca_certs.len(), 1);
+    for file in ["junk.pem", "missing.pem"] {
+        let err = parse_in(&dir, &with(file)).unwrap_err().to_string();
+        assert!(err.contains("outbound_tls.ca_certs[0]"), "{err}");
+        assert!(err.contains("hint"), "{err}");
     }
 }

@@ -112,7 +112,11 @@ impl Proxy {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
-        let client = HttpClient::new(config.connect_timeout, config.request_timeout);
+        let client = HttpClient::with_ca_certs(
+            config.connect_timeout,
+            config.request_timeout,
+            &config.outbound_ca_certs,
+        );
         let auth = Authenticator::new(&config.api_keys, &config.jwt, client.clone())?;
         auth.start().await;
         let shared = Arc::new(Shared {

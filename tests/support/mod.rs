@@ -20,6 +20,7 @@ use std::time::Duration;
 
 pub mod fleet;
 pub mod recording;
+pub mod tls;
 
 /// API keys the proxies under test know.
 pub const AGENT_KEY: &str = "agent-key-0123456789";

@@ -383,7 +383,7 @@ mod tests {
             leeway: Duration::from_secs(0),
             refresh: Duration::from_secs(300),
         };
-        let client = HttpClient::new(Duration::from_secs(1), Duration::from_secs(1));
+        let client = HttpClient::with_ca_certs(Duration::from_secs(1), Duration::from_secs(1), &[]);
         (dir, JwtIssuers::new(&[config], client).unwrap())
     }
 

@@ -163,9 +163,10 @@ mod tests {
     }
 
     fn authenticator() -> Authenticator {
-        let client = HttpClient::new(
+        let client = HttpClient::with_ca_certs(
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(1),
+            &[],
         );
         Authenticator {
             keys: keys(),
