@@ -5,6 +5,8 @@
 //! upstream receives. Then: with the collector down, calls still succeed and the
 //! proxy stops cleanly on SIGTERM.
 
+mod approval_common;
+mod sdk_common;
 mod support;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -283,4 +285,64 @@ async fn a_collector_that_is_down_costs_no_request() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A held call's trace crosses to the control plane: the proxy sends its request's
+/// context with `ApprovalService.Submit`, and the control plane's `approval.submit`
+/// span lands in the agent's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_calls_submission_joins_the_agents_trace_on_the_control_plane() {
+    let (endpoint, received) = collector().await;
+    let telemetry = format!("\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n");
+    let approval =
+        json!({"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 60, "mode": "sync"});
+    let stack = approval_common::ApprovalStack::start_full(
+        approval,
+        &telemetry,
+        &format!("keepalive_s = 1\n{telemetry}"),
+    );
+    let mut client = support::McpClient::new(stack.mcp_url.clone(), Some(&stack.api_key));
+    client.initialize().await;
+    let insert = "INSERT INTO customers (name, email, phone, card_number, address, city, country, created_at) VALUES ('Traced', 't@example.com', '+1 555 0102', '4111111111111111', '3 Main St', 'Springfield', 'US', '2026-01-01')";
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                      "params": {"name": "execute", "arguments": {"sql": insert}}});
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let held = tokio::spawn(async move {
+        client
+            .post_raw(body.to_string(), &[("traceparent", traceparent.as_str())])
+            .await
+    });
+    let id = stack.wait_pending(1).await[0].approval_id.clone();
+    stack
+        .decide(
+            approval_common::DANA,
+            &id,
+            airlock_control_plane::api::ApprovalVerdict::Approve,
+            "",
+        )
+        .await
+        .unwrap();
+    let reply = held.await.unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.last().get("result").is_some(), "{reply:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let submit = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(service, span)| {
+                service == "airlock-control-plane" && span.name == "approval.submit"
+            })
+            .map(|(_, span)| span.clone());
+        if let Some(span) = submit {
+            assert_eq!(hex(&span.trace_id), CLIENT_TRACE, "the agent's trace");
+            assert_eq!(attr(&span, "approval_id").as_deref(), Some(id.as_str()));
+            assert_eq!(attr(&span, "created").as_deref(), Some("true"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no approval.submit span arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -117,7 +117,7 @@ pub(crate) async fn hold(
         Err(_) => {} // sync: the wait below retries until the timeout
     }
     if asynchronous {
-        let (approval_id, error) = match client.submit(call.submit.clone()).await {
+        let (approval_id, error) = match client.submit(call.submit.clone(), trace(ctx)).await {
             Ok(approval) => (approval.approval_id.clone(), pending(&approval)),
             Err(status) => {
                 let id = &call.submit.approval_id;
@@ -255,7 +255,7 @@ async fn wait_then_release(
     {
         return;
     }
-    let error = match assert_send(wait(&client, &call, waiter, tx.clone())).await {
+    let error = match assert_send(wait(&client, &call, waiter, tx.clone(), trace(&ctx))).await {
         Outcome::Gone => {
             tracing::info!(parent: &ctx.span, approval = %approval_id, "client went away: approval cancelled");
             client.cancel(approval_id);
@@ -289,7 +289,13 @@ fn decisive(approval: &api::Approval) -> bool {
 
 /// Waits for a decision, re-submitting after every reconnect, keeping the client
 /// informed every `approvals.keepalive_s`.
-async fn wait(client: &ApprovalClient, call: &HeldCall, mut waiter: Waiter, tx: Frames) -> Outcome {
+async fn wait(
+    client: &ApprovalClient,
+    call: &HeldCall,
+    mut waiter: Waiter,
+    tx: Frames,
+    trace: Option<&tracing::Span>,
+) -> Outcome {
     let mut submit_due = Some(Instant::now());
     let mut backoff = Duration::from_millis(50);
     let mut last_error = None;
@@ -298,7 +304,7 @@ async fn wait(client: &ApprovalClient, call: &HeldCall, mut waiter: Waiter, tx: 
         tokio::time::interval_at(Instant::now() + client.keepalive, client.keepalive);
     loop {
         if submit_due.is_some_and(|at| at <= Instant::now()) {
-            match client.submit(call.submit.clone()).await {
+            match client.submit(call.submit.clone(), trace).await {
                 Ok(approval) if decisive(&approval) => return Outcome::Decided(Arc::new(approval)),
                 Ok(_) => {
                     submit_due = None;
@@ -540,4 +546,9 @@ mod tests {
         );
         assert_eq!(shown_to_reviewers(clean.clone(), false), (clean, false));
     }
+}
+
+/// The span whose trace context goes to the control plane, when traces are exported.
+fn trace(ctx: &RequestCtx) -> Option<&tracing::Span> {
+    ctx.shared.trace_context.then_some(&ctx.span)
 }

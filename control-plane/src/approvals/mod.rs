@@ -155,12 +155,8 @@ impl Approvals {
     }
 
     /// Stores a held call (idempotent on its id; an async one is merged with an
-    /// identical pending async request).
-    #[tracing::instrument(
-        name = "approval.submit",
-        skip_all,
-        fields(approval_id = %req.approval_id, server = %req.server, tool = %req.tool, created)
-    )]
+    /// identical pending async request). Runs in the caller's `approval.submit`
+    /// span (see `service.rs`), which records `created`.
     pub(crate) async fn submit_as(
         &self,
         caller: Caller,

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 /// The stream `ApprovalService.Watch` answers with.
 pub(crate) type WatchApprovalStream =
@@ -86,7 +87,21 @@ impl api::approval_service_server::ApprovalService for Approvals {
         let caller = self
             .auth()
             .authorize(request.metadata(), Rpc::ApprovalSubmit)?;
-        let record = self.submit_as(caller, request.into_inner()).await?;
+        let req = request.get_ref();
+        let span = tracing::debug_span!(
+            "approval.submit",
+            approval_id = %req.approval_id,
+            server = %req.server,
+            tool = %req.tool,
+            created = tracing::field::Empty,
+        );
+        // A proxy exporting traces sends its request's context: join that trace.
+        let headers = request.metadata().clone().into_headers();
+        airlock_telemetry::propagate::adopt_remote_parent(&span, &headers);
+        let record = self
+            .submit_as(caller, request.into_inner())
+            .instrument(span)
+            .await?;
         Ok(Response::new(api::ApprovalServiceSubmitResponse {
             approval: one(&record),
         }))

@@ -95,12 +95,15 @@ impl ApprovalClient {
         }
     }
 
-    /// Submits (or re-submits) a held call; returns it as stored.
+    /// Submits (or re-submits) a held call; returns it as stored. With `trace`, the
+    /// call carries that span's W3C trace context, so the control plane's
+    /// `approval.submit` span joins the request's trace.
     pub(crate) async fn submit(
         &self,
         request: api::ApprovalServiceSubmitRequest,
+        trace: Option<&tracing::Span>,
     ) -> Result<api::Approval, tonic::Status> {
-        let request = self.link.authorize(tonic::Request::new(request));
+        let request = traced(self.link.authorize(tonic::Request::new(request)), trace);
         let mut grpc = self.grpc();
         let response = timed(grpc.submit(request)).await?;
         response
@@ -191,4 +194,21 @@ async fn watch_loop(client: Weak<ApprovalClient>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// `request` with `trace`'s context in `traceparent`/`tracestate` metadata.
+fn traced<T>(mut request: tonic::Request<T>, trace: Option<&tracing::Span>) -> tonic::Request<T> {
+    let Some(span) = trace else {
+        return request;
+    };
+    let mut headers = http::HeaderMap::new();
+    airlock_telemetry::propagate::inject(span, &mut headers);
+    for (name, value) in &headers {
+        let key = tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes());
+        let value = value.to_str().ok().and_then(|v| v.parse().ok());
+        if let (Ok(key), Some(value)) = (key, value) {
+            request.metadata_mut().insert(key, value);
+        }
+    }
+    request
 }
