@@ -517,6 +517,11 @@ fn assert_send<T: Send>(t: T) -> T {
     t
 }
 
+/// The span whose trace context goes to the control plane, when traces are exported.
+fn trace(ctx: &RequestCtx) -> Option<&tracing::Span> {
+    ctx.shared.trace_context.then_some(&ctx.span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::shown_to_reviewers;
@@ -546,9 +551,4 @@ mod tests {
         );
         assert_eq!(shown_to_reviewers(clean.clone(), false), (clean, false));
     }
-}
-
-/// The span whose trace context goes to the control plane, when traces are exported.
-fn trace(ctx: &RequestCtx) -> Option<&tracing::Span> {
-    ctx.shared.trace_context.then_some(&ctx.span)
 }
