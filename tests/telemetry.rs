@@ -346,3 +346,52 @@ async fn a_held_calls_submission_joins_the_agents_trace_on_the_control_plane() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `airlock dev --otlp-endpoint` exports the spans of its proxy and control plane
+/// (service `airlock-dev`), and flushes them when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn airlock_dev_exports_its_spans_when_asked() {
+    let (endpoint, received) = collector().await;
+    let ws = support::fleet::Workspace::new();
+    let (mut dev, lines) =
+        support::fleet::spawn_dev_with(&ws.path("dev"), &["--otlp-endpoint", &endpoint]);
+    let value = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:#?}"))
+            .trim()
+            .to_owned()
+    };
+    let mut client = support::McpClient::new(value("MCP endpoint:"), Some(&value("API key:")));
+    client.initialize().await;
+    let reply = client
+        .call_tool("query", json!({"sql": "SELECT count(*) FROM customers"}))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let status = dev
+        .terminate(Duration::from_secs(15))
+        .expect("airlock dev stops within 15 s");
+    assert!(status.success(), "{status}");
+
+    let spans = received.lock().unwrap().clone();
+    let dev_spans: Vec<&Span> = spans
+        .iter()
+        .filter(|(service, _)| service == "airlock-dev")
+        .map(|(_, span)| span)
+        .collect();
+    let call = dev_spans
+        .iter()
+        .find(|s| s.name == "mcp" && attr(s, "tool").as_deref() == Some("query"))
+        .unwrap_or_else(|| panic!("no mcp span for the query: {dev_spans:#?}"));
+    assert!(
+        dev_spans
+            .iter()
+            .any(|s| s.name == "decide" && s.trace_id == call.trace_id),
+        "its stages are exported too"
+    );
+    assert!(
+        dev_spans.iter().any(|s| s.name == "audit.append"),
+        "the control plane's spans are exported too"
+    );
+}

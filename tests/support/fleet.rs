@@ -282,6 +282,11 @@ pub async fn query_refusal(proxy: &RunningProxy) -> Option<(i64, String)> {
 
 /// `airlock dev` on free ports with `data_dir`; returns it and its printed lines.
 pub fn spawn_dev(data_dir: &Path) -> (ChildGuard, Vec<String>) {
+    spawn_dev_with(data_dir, &[])
+}
+
+/// [`spawn_dev`] with more arguments.
+pub fn spawn_dev_with(data_dir: &Path, extra: &[&str]) -> (ChildGuard, Vec<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
@@ -294,6 +299,7 @@ pub fn spawn_dev(data_dir: &Path) -> (ChildGuard, Vec<String>) {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
