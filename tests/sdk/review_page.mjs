@@ -5,7 +5,7 @@
 // Signs in, waits for a pending approval to appear without reloading, checks that its
 // payload is shown, takes a screenshot, types a reason, clicks Approve, and waits until
 // the card leaves the pending state. Prints one JSON object:
-// {"id", "payloadShown", "signedInAs", "finalState"} or {"error"}.
+// {"id", "payloadShown", "signedInAs", "live", "finalState", "reviewShown"} or {"error"}.
 import { launchChromium } from "./chromium.mjs";
 
 const [url, token, screenshot] = process.argv.slice(2);
@@ -22,6 +22,9 @@ try {
   await page.click("#signin button[type=submit]");
   await page.waitForFunction(() => document.querySelector("#status").textContent.startsWith("signed in"), null, { timeout: 15_000 });
   report.signedInAs = await page.textContent("#status");
+  // The page follows the live change stream (it polls only while that is down).
+  await page.waitForFunction(() => state.live === true, null, { timeout: 15_000 });
+  report.live = true;
   const card = await page.waitForSelector('#pending .card[data-state="pending"]', { timeout: 40_000 });
   report.id = await card.getAttribute("id");
   report.payloadShown = (await card.textContent()).includes("INSERT INTO customers");

@@ -91,6 +91,11 @@ impl Approvals {
         Ok(approvals)
     }
 
+    /// Every change from now on (the page's live stream).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<ApprovalRecord>> {
+        self.inner.changes.subscribe()
+    }
+
     /// The authenticator (the web page checks the same tokens).
     pub(crate) fn auth(&self) -> &Authenticator {
         &self.inner.auth

@@ -1,7 +1,9 @@
 //! The reviewers' web page, served over plain HTTP/1.1 on `[ui] listen` (its own
 //! port: the gRPC port speaks HTTP/2 only). `GET /ui` is one HTML page with inline
-//! JS (no build step) that polls `GET /ui/api/approvals` every second and posts
-//! reviews to `POST /ui/api/approvals/{id}/decide`; its session view reads the
+//! JS (no build step) that reloads `GET /ui/api/approvals` whenever
+//! `GET /ui/api/approvals/events` ([`events`], a `text/event-stream`) says an
+//! approval changed (and every 5 s, or every second while that stream is down), and
+//! posts reviews to `POST /ui/api/approvals/{id}/decide`; its session view reads the
 //! audit log through `GET /ui/api/sessions`, `GET /ui/api/sessions/{id}` and
 //! `GET /ui/api/approvals/{id}/session` ([`sessions`]). Every API call carries the
 //! caller's own bearer token (typed into the page, kept in `sessionStorage`), and
@@ -9,6 +11,7 @@
 //! The page is served with a Content-Security-Policy that lets only its own inline
 //! script and style run (by hash), so data shown by it can never execute.
 
+mod events;
 mod sessions;
 
 use crate::approvals::Approvals;
@@ -78,10 +81,21 @@ pub(crate) fn spawn(listener: TcpListener, page: Page, mut stopping: watch::Rece
             };
             let Ok((stream, _)) = accepted else { continue };
             let page = page.clone();
+            let stopping = stopping.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let page = page.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(req, page).await) }
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (page, stopping) = (page.clone(), stopping.clone());
+                    async move {
+                        let events = req.method() == Method::GET
+                            && req.uri().path() == "/ui/api/approvals/events";
+                        let response = if events {
+                            events::stream(&req, &page, stopping)
+                                .unwrap_or_else(|e| failure(e).map(BodyExt::boxed))
+                        } else {
+                            route(req, page).await.map(BodyExt::boxed)
+                        };
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)

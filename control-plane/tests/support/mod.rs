@@ -27,6 +27,8 @@ pub const NODE: &str = "tok-node";
 /// A running control plane; stops (gracefully) on drop or `stop()`.
 pub struct Plane {
     pub addr: SocketAddr,
+    /// The reviewer page's address, when `ui_listen` is set.
+    pub ui_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -56,6 +58,7 @@ impl Plane {
             .await
             .expect("control plane starts");
         let addr = plane.local_addr();
+        let ui_addr = plane.ui_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             plane
@@ -67,6 +70,7 @@ impl Plane {
         });
         Plane {
             addr,
+            ui_addr,
             data_dir,
             stop: Some(tx),
             task: Some(task),
