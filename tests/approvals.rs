@@ -402,7 +402,10 @@ fn a_reviewer_approves_from_the_web_page_in_a_real_browser() {
         "{page:#}"
     );
     assert_eq!(page["payloadShown"], true, "{page:#}");
-    assert_eq!(page["live"], true, "the page follows the change stream: {page:#}");
+    assert_eq!(
+        page["live"], true,
+        "the page follows the change stream: {page:#}"
+    );
     assert_eq!(page["reviewShown"], true, "{page:#}");
     let report = client.join().expect("client thread");
     ok_step(&report, "held");

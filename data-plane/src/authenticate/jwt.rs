@@ -77,6 +77,8 @@ struct Issuer {
     fetched: Mutex<Option<Instant>>,
     /// Why the last fetch failed, while it does.
     failing: Mutex<Option<String>>,
+    /// Held while a request-triggered refetch runs.
+    refetching: tokio::sync::Mutex<()>,
 }
 
 /// The `[[jwt]]` issuers of a proxy.
@@ -114,6 +116,7 @@ impl JwtIssuers {
                 keys: ArcSwap::from_pointee(keys),
                 fetched: Mutex::new(None),
                 failing: Mutex::new(None),
+                refetching: tokio::sync::Mutex::new(()),
             }));
         }
         Ok(JwtIssuers { issuers, client })
@@ -162,9 +165,17 @@ impl JwtIssuers {
         }
         let kid = header.kid.as_deref();
         let claims = match check(issuer, token, kid, header.alg) {
-            Err(Unverified::NoKey) if self.may_refetch(issuer) => {
-                self.refetch(issuer).await;
-                check(issuer, token, kid, header.alg)
+            Err(Unverified::NoKey) => {
+                // One refetch at a time: requests that arrive meanwhile wait for it
+                // and use the keys it brought rather than failing or fetching again.
+                let _single = issuer.refetching.lock().await;
+                match check(issuer, token, kid, header.alg) {
+                    Err(Unverified::NoKey) if self.may_refetch(issuer) => {
+                        self.refetch(issuer).await;
+                        check(issuer, token, kid, header.alg)
+                    }
+                    other => other,
+                }
             }
             other => other,
         };
@@ -187,15 +198,21 @@ impl JwtIssuers {
             })
     }
 
+    /// Claims the right to refetch now: true at most once per [`MIN_REFETCH`],
+    /// however many requests with an unknown `kid` arrive at once.
     fn may_refetch(&self, issuer: &Issuer) -> bool {
         let JwksSource::Url(_) = issuer.config.jwks else {
             return false;
         };
-        let fetched = issuer
+        let mut fetched = issuer
             .fetched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        fetched.is_none_or(|at| at.elapsed() >= MIN_REFETCH)
+        let due = fetched.is_none_or(|at| at.elapsed() >= MIN_REFETCH);
+        if due {
+            *fetched = Some(Instant::now());
+        }
+        due
     }
 
     /// Fetches the issuer's JWKS; keeps the current keys when that fails.
