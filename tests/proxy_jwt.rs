@@ -297,12 +297,15 @@ async fn a_rotated_key_is_fetched_on_first_sight_and_refetches_are_rate_limited(
     assert_eq!(ping(&proxy, &sign("k1", &old, &claims())).await.0, 200);
     let before = idp.fetches();
 
-    // Within 10 s of start-up an unknown kid does not hammer the identity provider.
-    idp.rotate(&[("k1", &old), ("k2", &new)]);
+    // The provider rotates: k2 in, k1 withdrawn. Within 10 s of start-up an unknown
+    // kid does not hammer it.
+    idp.rotate(&[("k2", &new)]);
     let (status, _, message) = ping(&proxy, &sign("k2", &new, &claims())).await;
     assert_eq!(status, 401, "{message}");
     assert!(message.contains("`k2`"), "{message}");
     assert_eq!(idp.fetches(), before, "no refetch inside the rate limit");
+    let old_token = sign("k1", &old, &claims());
+    assert_eq!(ping(&proxy, &old_token).await.0, 200, "k1 still known here");
 
     tokio::time::sleep(std::time::Duration::from_millis(10_100)).await;
     // Eight agents present the new key at once: one refetch serves them all.
@@ -310,7 +313,12 @@ async fn a_rotated_key_is_fetched_on_first_sight_and_refetches_are_rate_limited(
     let statuses = futures_util::future::join_all((0..8).map(|_| ping(&proxy, &token))).await;
     assert!(statuses.iter().all(|(s, _, _)| *s == 200), "{statuses:?}");
     assert_eq!(idp.fetches(), before + 1, "one refetch for the new kid");
-    assert_eq!(ping(&proxy, &sign("k1", &old, &claims())).await.0, 200);
+    // The withdrawn key's token, verified (and remembered) before, is refused now.
+    let (status, _, message) = ping(&proxy, &old_token).await;
+    assert_eq!(
+        status, 401,
+        "a withdrawn key's token must stop working: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

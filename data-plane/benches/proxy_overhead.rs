@@ -8,6 +8,9 @@
 //! the added latency is mostly queueing for that CPU. Instructions per call (no
 //! kernel, deterministic): `examples/proxy_cpu.rs` under callgrind.
 //!
+//! Last, the cost of a JWT identity: the same proxied call at concurrency 1 with an
+//! API key and with an EdDSA JWT (`[[jwt]]`, JWKS file), interleaved, as a ratio.
+//!
 //! Run: `cargo bench -p airlock-data-plane --bench proxy_overhead`
 
 use airlock_data_plane::{Proxy, ProxyConfig};
@@ -89,10 +92,13 @@ async fn run(demo_rt: tokio::runtime::Handle, proxy_rt: tokio::runtime::Handle) 
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("policies"))?;
     std::fs::write(dir.path().join("policies/allow.rego"), ALLOW_ALL)?;
+    let (jwks, token) = jwt_identity()?;
+    std::fs::write(dir.path().join("jwks.json"), jwks)?;
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nsession_secret = \"bench-session-secret-0123456789\"\n\
          [policy]\ndir = \"policies\"\n\
          [[api_keys]]\nsubject = \"bench\"\nsha256 = \"{}\"\n\
+         [[jwt]]\nissuer = \"{JWT_ISSUER}\"\naudience = \"airlock\"\njwks_file = \"jwks.json\"\n\
          [[upstreams]]\nname = \"demo\"\nurl = \"{demo_url}\"\nlabels = {{ env = \"prod\" }}\n",
         hex::encode(Sha256::digest(KEY.as_bytes()))
     );
@@ -118,9 +124,15 @@ async fn run(demo_rt: tokio::runtime::Handle, proxy_rt: tokio::runtime::Handle) 
         key: Some(KEY.to_owned()),
         session: None,
     };
+    let mut with_jwt = Target {
+        url: proxied.url.clone(),
+        key: Some(token),
+        session: None,
+    };
     initialize(&client, &mut direct).await?;
     initialize(&client, &mut proxied).await?;
-    let (direct, proxied) = (Arc::new(direct), Arc::new(proxied));
+    initialize(&client, &mut with_jwt).await?;
+    let (direct, proxied, with_jwt) = (Arc::new(direct), Arc::new(proxied), Arc::new(with_jwt));
 
     println!("proxy_overhead: tools/call `query` (SELECT 1), JSON answers, loopback, {REQUESTS} calls per case");
     println!(
@@ -149,8 +161,55 @@ async fn run(demo_rt: tokio::runtime::Handle, proxy_rt: tokio::runtime::Handle) 
             p_cpu - d_cpu
         );
     }
+    identities(&client, &proxied, &with_jwt).await?;
     decide_only(&store);
     Ok(())
+}
+
+/// The proxied call with an API key and with a JWT, concurrency 1, interleaved.
+async fn identities(client: &HttpClient, key: &Arc<Target>, jwt: &Arc<Target>) -> BenchResult<()> {
+    measure(client, jwt, WARMUP, 1).await?;
+    let (mut k, mut j) = (Vec::new(), Vec::new());
+    let (mut k_cpu, mut j_cpu) = (0.0, 0.0);
+    for _ in 0..ROUNDS {
+        let before = cpu_seconds();
+        k.extend(measure(client, key, REQUESTS / ROUNDS, 1).await?);
+        let middle = cpu_seconds();
+        j.extend(measure(client, jwt, REQUESTS / ROUNDS, 1).await?);
+        k_cpu += middle - before;
+        j_cpu += cpu_seconds() - middle;
+    }
+    k.sort();
+    j.sort();
+    let (k50, j50) = (percentile(&k, 0.5), percentile(&j, 0.5));
+    let (k_cpu, j_cpu) = (k_cpu * 1e6 / k.len() as f64, j_cpu * 1e6 / j.len() as f64);
+    println!(
+        "identity (proxied, concurrency 1): API key p50 {k50:.0} us, JWT (EdDSA) p50 {j50:.0} us, ratio {:.2}x; CPU per call {k_cpu:.0} us vs {j_cpu:.0} us",
+        j50 / k50.max(1.0)
+    );
+    Ok(())
+}
+
+const JWT_ISSUER: &str = "https://bench.idp/";
+
+/// A JWK Set with one Ed25519 key, and a token it signed (valid for a day).
+fn jwt_identity() -> BenchResult<(String, String)> {
+    use base64::Engine as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "bench", "x": x}]});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("bench".into());
+    let exp = jsonwebtoken::get_current_timestamp() + 86_400;
+    let claims = json!({"iss": JWT_ISSUER, "aud": "airlock", "sub": "bench-agent", "exp": exp});
+    let der = key.to_pkcs8_der()?;
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+    )?;
+    Ok((jwks.to_string(), token))
 }
 
 /// The policy evaluation alone (one thread), to attribute the added latency.

@@ -10,6 +10,7 @@
 //! key gets through. The keys of a `jwks_url` are refetched every `refresh_s` by a
 //! background task and kept when a fetch fails (the last good set serves).
 
+use super::verified::{self, VerifiedTokens};
 use super::Identity;
 use crate::config::{JwksSource, JwtIssuerConfig};
 use crate::HttpClient;
@@ -85,6 +86,7 @@ struct Issuer {
 pub(crate) struct JwtIssuers {
     issuers: Vec<Arc<Issuer>>,
     client: HttpClient,
+    verified: VerifiedTokens,
 }
 
 impl JwtIssuers {
@@ -119,7 +121,11 @@ impl JwtIssuers {
                 refetching: tokio::sync::Mutex::new(()),
             }));
         }
-        Ok(JwtIssuers { issuers, client })
+        Ok(JwtIssuers {
+            issuers,
+            client,
+            verified: VerifiedTokens::default(),
+        })
     }
 
     /// True when no issuer is configured.
@@ -152,8 +158,22 @@ impl JwtIssuers {
         }
     }
 
-    /// Verifies `token`; the identity it carries, or why not.
-    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, Refusal> {
+    /// The identity `token` carries, or why not: from the cache of tokens verified
+    /// before, else verified now (and remembered until its `exp`).
+    pub(crate) async fn verify(&self, token: &str) -> Result<Arc<Identity>, Refusal> {
+        let key = verified::key(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(identity) = self.verified.get(&key, now) {
+            return Ok(identity);
+        }
+        let (identity, exp) = self.verify_now(token).await?;
+        let identity = Arc::new(identity);
+        self.verified.put(key, &identity, exp, now);
+        Ok(identity)
+    }
+
+    /// Verifies `token` with the issuer's keys; the identity and its `exp`.
+    async fn verify_now(&self, token: &str) -> Result<(Identity, u64), Refusal> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| format!("the bearer token is not a valid JWT ({e})"))?;
         let issuer = self.issuer_of(token)?;
@@ -180,7 +200,9 @@ impl JwtIssuers {
             other => other,
         };
         let claims = claims.map_err(|e| e.describe(issuer, kid))?;
-        identity(&issuer.config, claims)
+        // `exp` is a required claim: verification has checked it is there.
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        Ok((identity(&issuer.config, claims)?, exp))
     }
 
     fn issuer_of(&self, token: &str) -> Result<&Arc<Issuer>, Refusal> {
@@ -236,6 +258,8 @@ impl JwtIssuers {
                 }
                 tracing::debug!(issuer = %issuer.config.issuer, keys = keys.keys.len(), "JWKS loaded");
                 issuer.keys.store(Arc::new(keys));
+                // A key may have been withdrawn: tokens are checked again.
+                self.verified.clear();
             }
             Err(error) => {
                 if failing.as_deref() != Some(error.as_str()) {

@@ -8,6 +8,7 @@
 //! JWT (three dot-separated parts) is verified as one.
 
 mod jwt;
+mod verified;
 
 use crate::config::{ApiKeyConfig, JwtIssuerConfig};
 use crate::error::ProxyError;
@@ -67,7 +68,6 @@ impl Authenticator {
                 .jwt
                 .verify(credential)
                 .await
-                .map(Arc::new)
                 .map_err(ProxyError::InvalidToken),
             None => Err(ProxyError::Unauthorized(UNKNOWN)),
         }
