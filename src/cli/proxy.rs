@@ -38,18 +38,28 @@ Example airlock.toml (every key is checked; a typo stops the start-up):
   groups = [\"agents\"]
   kind = \"agent\"
 
-  [[upstreams]]                                    # served at /mcp/demo
+  # [[jwt]]                                        # or JWTs from your identity provider
+  # issuer = \"https://idp.example.com/\"          # the token's iss, exactly
+  # audience = \"airlock\"                         # must be in the token's aud
+  # jwks_url = \"https://idp.example.com/.well-known/jwks.json\"   # or jwks_file = ...
+  # groups_claim = \"groups\"                      # claims reach Rego as input.identity.claims
+
+  [[upstreams]]                                    # served at /mcp/demo (http:// or https://)
   name = \"demo\"
   url = \"http://127.0.0.1:9100/mcp\"
   labels = { env = \"prod\" }
   headers = { Authorization = \"Bearer ${DEMO_UPSTREAM_TOKEN}\" }
 
-  # [telemetry]                                    # spans over OTLP/gRPC (or OTEL_EXPORTER_OTLP_ENDPOINT)
+  # [outbound_tls]                                 # private CAs for https upstreams and jwks_url
+  # ca_certs = [\"corp-root-ca.pem\"]
+
+  # [telemetry]                     # OTLP/gRPC span export (or OTEL_EXPORTER_OTLP_ENDPOINT)
   # otlp_endpoint = \"http://127.0.0.1:4317\"
   # service_name = \"airlock-proxy\", sample_ratio = 1.0
 
 Then point an MCP client at http://127.0.0.1:8080/mcp/demo with its API key.
-Health: GET /healthz (process up), GET /readyz (a policy bundle is loaded).")]
+Health: GET /healthz (process up), GET /readyz (a policy bundle is loaded; the body
+also shows the control-plane link and the audit backlog). Metrics: GET /metrics.")]
 pub struct ProxyArgs {
     /// The TOML config file (see the example below).
     #[arg(long, value_name = "FILE")]
