@@ -110,19 +110,20 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
 /// deciding on its last good bundle, so that alone does not make it unready. The
 /// body says what an operator needs next: the link and the audit backlog.
 fn readyz(shared: &Shared) -> ProxyResponse {
-    let mut body = match shared.store.revision() {
-        Some(revision) => json!({"status": "ready", "revision": revision}),
-        None => json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
+    let (status, mut body) = match shared.store.revision() {
+        Some(revision) => (
+            StatusCode::OK,
+            json!({"status": "ready", "revision": revision}),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not ready", "reason": "no policy bundle is loaded yet"}),
+        ),
     };
     if let Some(link) = &shared.control {
         body["control_plane"] = json!(link.status());
     }
     body["audit_backlog"] = json!(shared.recorder.backlog());
-    let status = if body["status"] == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     json_response(status, &body)
 }
 
