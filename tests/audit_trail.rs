@@ -6,7 +6,7 @@ mod audit_support;
 mod sdk_common;
 mod support;
 
-use audit_support::{demo, eventually, get, AuditedProxy, PlaneFiles, AGENT_KEY};
+use audit_support::{eventually, get, AuditedProxy, PlaneFiles, AGENT_KEY};
 use sdk_common::{
     has_long_digit_run, node22, ok_step, result_text, run_json_client, sdk_tests_enabled,
 };
@@ -42,7 +42,7 @@ fn every_message_of_an_sdk_session_is_recorded_in_order_and_masked() {
     let node = node22();
     let files = PlaneFiles::new();
     let plane = files.start("127.0.0.1:0", &files.data_dir());
-    let (_demo, demo_url) = demo();
+    let (_demo, demo_url) = sdk_common::demo_process();
     files.publish_default_policies(&plane);
     let proxy = AuditedProxy::start(&demo_url, &plane.url, &files.bundle_key(), "");
     let report = run_json_client(
@@ -170,7 +170,7 @@ async fn a_kill_9_of_the_control_plane_loses_and_duplicates_nothing() {
     let plane = files.start("127.0.0.1:0", &data);
     let listen = plane.listen();
     let url = plane.url.clone();
-    let (_demo, demo_url) = demo();
+    let (_demo, demo_url) = sdk_common::demo_process();
     files.publish_default_policies(&plane);
     let proxy = AuditedProxy::start(
         &demo_url,
@@ -218,7 +218,7 @@ async fn a_kill_9_of_the_control_plane_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_buffer_with_the_control_plane_down_refuses_calls() {
-    let (_demo, demo_url) = demo();
+    let (_demo, demo_url) = sdk_common::demo_process();
     for (mode, refused) in [("refuse", true), ("allow", false)] {
         let files = PlaneFiles::new();
         let plane = files.start("127.0.0.1:0", &files.data_dir());

@@ -7,16 +7,8 @@ mod support;
 use airlock_data_plane::codes::DENIED;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::fleet::{airlock, refusal, spawn_dev, text, Workspace, LOCKDOWN};
+use support::fleet::{airlock, refusal, spawn_dev, text, value_after, Workspace, LOCKDOWN};
 use support::McpClient;
-
-fn value_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
-    lines
-        .iter()
-        .find_map(|l| l.trim().strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:#?}"))
-        .trim()
-}
 
 async fn query(endpoint: &str, key: &str) -> Option<(i64, String)> {
     let mut client = McpClient::new(endpoint.to_owned(), Some(key));

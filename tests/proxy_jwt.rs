@@ -144,10 +144,10 @@ fn proxy(jwks_url: &str, demo_url: &str) -> RunningProxy {
 
 /// The status, `WWW-Authenticate` and error message of an `initialize` with `token`.
 async fn ping(proxy: &RunningProxy, token: &str) -> (u16, String, String) {
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "jwt-test", "version": "1"}}});
-    let reply = proxy.client("demo", Some(token)).post(initialize).await;
+    let reply = proxy
+        .client("demo", Some(token))
+        .try_initialize("2025-06-18")
+        .await;
     let challenge = reply
         .headers
         .get("www-authenticate")

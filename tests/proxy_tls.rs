@@ -18,11 +18,7 @@ fn proxy(upstream: &str, table: &str) -> RunningProxy {
 async fn initialize(proxy: &RunningProxy) -> (u16, Value) {
     let reply = proxy
         .client("secure", Some(AGENT_KEY))
-        .post(
-            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "tls-test", "version": "1"}}}),
-        )
+        .try_initialize("2025-06-18")
         .await;
     (reply.status.as_u16(), reply.last().clone())
 }

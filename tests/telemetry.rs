@@ -355,15 +355,9 @@ async fn airlock_dev_exports_its_spans_when_asked() {
     let ws = support::fleet::Workspace::new();
     let (mut dev, lines) =
         support::fleet::spawn_dev_with(&ws.path("dev"), &["--otlp-endpoint", &endpoint]);
-    let value = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.trim().strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:#?}"))
-            .trim()
-            .to_owned()
-    };
-    let mut client = support::McpClient::new(value("MCP endpoint:"), Some(&value("API key:")));
+    let mcp = support::fleet::value_after(&lines, "MCP endpoint:").to_owned();
+    let key = support::fleet::value_after(&lines, "API key:");
+    let mut client = support::McpClient::new(mcp, Some(key));
     client.initialize().await;
     let reply = client
         .call_tool("query", json!({"sql": "SELECT count(*) FROM customers"}))

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use crate::sdk_common::{
-    assert_loopback, copy_dir, fresh_key, node22, repo_root, run_json_client, wait_ready, Process,
+    copy_dir, demo_process, fresh_key, node22, repo_root, run_json_client, wait_ready, Process,
 };
 use airlock_control_plane::api;
 use api::approval_service_client::ApprovalServiceClient;
@@ -71,14 +71,7 @@ impl ApprovalStack {
     pub fn start_full(approval: Value, cp_extra: &str, approvals: &str) -> ApprovalStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let airlock = env!("CARGO_BIN_EXE_airlock");
-        let mut demo_cmd = Command::new(airlock);
-        demo_cmd.args(["demo-server", "--listen", "127.0.0.1:0"]);
-        let (demo, demo_url) = Process::start(
-            "airlock demo-server",
-            demo_cmd,
-            "airlock demo-server listening on",
-        );
-        assert_loopback(&demo_url);
+        let (demo, demo_url) = demo_process();
 
         airlock_bundle::write_keypair(&dir.path().join("release")).expect("write a key pair");
         let cp_port = free_port();

@@ -207,17 +207,6 @@ impl AuditedProxy {
 
 pub use crate::sdk_common::get;
 
-/// `airlock demo-server` on 127.0.0.1 (no token required).
-pub fn demo() -> (Process, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
-    command.args(["demo-server", "--listen", "127.0.0.1:0"]);
-    Process::start(
-        "airlock demo-server",
-        command,
-        "airlock demo-server listening on",
-    )
-}
-
 /// Polls `check` every 100 ms for up to `secs` seconds.
 pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -190,14 +190,7 @@ impl Stack {
     /// answers `/readyz`.
     pub fn start() -> Self {
         let airlock = env!("CARGO_BIN_EXE_airlock");
-        let mut demo_cmd = Command::new(airlock);
-        demo_cmd.args(["demo-server", "--listen", "127.0.0.1:0"]);
-        let (demo, demo_url) = Process::start(
-            "airlock demo-server",
-            demo_cmd,
-            "airlock demo-server listening on",
-        );
-        assert_loopback(&demo_url);
+        let (demo, demo_url) = demo_process();
 
         let dir = tempfile::tempdir().expect("create a temp dir for the proxy config");
         let policy_dir = dir.path().join("policies");
@@ -223,6 +216,19 @@ impl Stack {
             _dir: dir,
         }
     }
+}
+
+/// `airlock demo-server` on 127.0.0.1 requiring no token: the process and its URL.
+pub fn demo_process() -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command.args(["demo-server", "--listen", "127.0.0.1:0"]);
+    let (process, url) = Process::start(
+        "airlock demo-server",
+        command,
+        "airlock demo-server listening on",
+    );
+    assert_loopback(&url);
+    (process, url)
 }
 
 pub fn assert_loopback(url: &str) {

@@ -280,6 +280,15 @@ pub async fn query_refusal(proxy: &RunningProxy) -> Option<(i64, String)> {
     refusal(&reply)
 }
 
+/// The value printed after `prefix` on one of `airlock dev`'s `lines`.
+pub fn value_after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:#?}"))
+        .trim()
+}
+
 /// `airlock dev` on free ports with `data_dir`; returns it and its printed lines.
 pub fn spawn_dev(data_dir: &Path) -> (ChildGuard, Vec<String>) {
     spawn_dev_with(data_dir, &[])

@@ -332,14 +332,19 @@ impl McpClient {
     }
 
     /// `initialize` asking for `revision`.
+    /// Sends `initialize` for `revision` and returns the reply as it is, whatever
+    /// the status (for tests of refusals); keeps no session.
+    pub async fn try_initialize(&self, revision: &str) -> Reply {
+        self.post(
+            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": revision, "capabilities": {},
+            "clientInfo": {"name": "airlock-e2e", "version": "0"}}}),
+        )
+        .await
+    }
+
     pub async fn initialize_as(&mut self, revision: &str) -> Reply {
-        let reply = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": revision, "capabilities": {},
-                "clientInfo": {"name": "airlock-e2e", "version": "0"}}}),
-            )
-            .await;
+        let reply = self.try_initialize(revision).await;
         assert_eq!(reply.status, StatusCode::OK, "initialize failed: {reply:?}");
         self.session = reply
             .headers
