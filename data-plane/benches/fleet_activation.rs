@@ -11,10 +11,13 @@
 //! Run: `cargo bench -p airlock-data-plane --bench fleet_activation`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench_plane;
+
+use bench_plane::{as_admin, control_plane, NODE_TOKEN};
+
 use airlock_bundle::{BundleVerifier, SigningKey};
 use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
 use airlock_control_plane::api::BundleServicePublishRequest;
-use airlock_control_plane::{ControlPlane, ControlPlaneConfig, Role, TokenEntry};
 use airlock_data_plane::control::{self, BundleFollower, ControlPlaneLink};
 use airlock_policy::{CompiledPolicy, PolicyStore};
 use std::path::Path;
@@ -24,8 +27,6 @@ use tokio::sync::mpsc;
 
 const NODES: usize = 50;
 const ROUNDS: usize = 20;
-const NODE_TOKEN: &str = "bench-node-token";
-const ADMIN_TOKEN: &str = "bench-admin-token";
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort_unstable();
@@ -108,17 +109,7 @@ async fn collect(
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
-    let tokens = vec![
-        TokenEntry::from_plain("fleet", NODE_TOKEN, &[Role::Node]),
-        TokenEntry::from_plain("ops", ADMIN_TOKEN, &[Role::Admin]),
-    ];
-    let config = ControlPlaneConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().to_path_buf(),
-        vec![key.public_key()],
-        tokens,
-    );
-    let plane = ControlPlane::start(config).await.unwrap();
+    let plane = control_plane(dir.path(), &key).await;
     let url = format!("http://{}", plane.local_addr());
     let archives: Vec<Vec<u8>> = (0..2 * ROUNDS)
         .map(|i| archive(&key, &format!("r{i}")))
@@ -165,12 +156,10 @@ async fn main() {
     let mut fleet = Vec::new();
     for (i, bytes) in archives.iter().enumerate().skip(ROUNDS) {
         let start = Instant::now();
-        let mut request = tonic::Request::new(BundleServicePublishRequest {
+        let request = as_admin(BundleServicePublishRequest {
             archive: bytes.clone().into(),
             no_activate: false,
         });
-        let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
-        request.metadata_mut().insert("authorization", bearer);
         admin.publish(request).await.unwrap();
         fleet.extend(collect(&mut rx, &format!("r{i}"), start, NODES).await);
     }

@@ -8,10 +8,13 @@
 //! Run: `cargo bench -p airlock-data-plane --bench swap_stall`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench_plane;
+
+use bench_plane::{as_admin, control_plane, NODE_TOKEN};
+
 use airlock_bundle::{BundleVerifier, SigningKey};
 use airlock_control_plane::api::bundle_service_client::BundleServiceClient;
 use airlock_control_plane::api::{BundleServiceActivateRequest, BundleServicePublishRequest};
-use airlock_control_plane::{ControlPlane, ControlPlaneConfig, Role, TokenEntry};
 use airlock_data_plane::control::{self, BundleFollower, ControlPlaneLink};
 use airlock_policy::{
     Direction, IdentityInput, MessageInput, PolicyInput, PolicyStore, ServerInput, SessionInput,
@@ -27,8 +30,6 @@ use tonic::transport::Channel;
 const SWAPS: usize = 20;
 const SWAP_EVERY: Duration = Duration::from_millis(150);
 const PHASE: Duration = Duration::from_millis(150 * 20);
-const NODE_TOKEN: &str = "bench-node-token";
-const ADMIN_TOKEN: &str = "bench-admin-token";
 
 fn input() -> PolicyInput {
     let arguments = json!({"sql": "SELECT name FROM customers WHERE id = 1"});
@@ -85,28 +86,11 @@ fn stats(samples: &mut [Duration]) -> [Duration; 4] {
     [at(0.5), at(0.99), at(0.999), at(1.0)]
 }
 
-fn request<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
-    request.metadata_mut().insert("authorization", bearer);
-    request
-}
-
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::generate();
-    let tokens = vec![
-        TokenEntry::from_plain("fleet", NODE_TOKEN, &[Role::Node]),
-        TokenEntry::from_plain("ops", ADMIN_TOKEN, &[Role::Admin]),
-    ];
-    let config = ControlPlaneConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.path().to_path_buf(),
-        vec![key.public_key()],
-        tokens,
-    );
-    let plane = ControlPlane::start(config).await.unwrap();
+    let plane = control_plane(dir.path(), &key).await;
     let url = format!("http://{}", plane.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(plane.run(async {
@@ -127,7 +111,7 @@ async fn main() {
             archive: built.bytes.into(),
             no_activate: false,
         };
-        admin.publish(request(message)).await.unwrap();
+        admin.publish(as_admin(message)).await.unwrap();
     }
 
     let link = ControlPlaneLink::new(&control::ControlPlaneConfig {
@@ -167,7 +151,7 @@ async fn main() {
         let message = BundleServiceActivateRequest {
             revision: revision.into(),
         };
-        admin.activate(request(message)).await.unwrap();
+        admin.activate(as_admin(message)).await.unwrap();
         status
             .wait_for(|s| s.active_revision.as_deref() == Some(revision))
             .await
