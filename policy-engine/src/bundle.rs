@@ -8,8 +8,17 @@ use std::path::{Path, PathBuf};
 /// root `data.json`, and the revision (from `.manifest`, or a content hash).
 #[derive(Debug, Clone)]
 pub struct Bundle {
-    /// `.manifest`'s `revision`, else `sha256:` + 12 hex of the content hash.
+    /// `.manifest`'s `revision`, else `sha256:` + 12 hex of [`Bundle::digest`]: the
+    /// same string `airlock policy eval`, `bundle build`, `bundle list`, `nodes list`,
+    /// decisions and audit events show for the same content.
     pub revision: String,
+    /// Lower-case hex SHA-256 over the modules and the `data.json` text (not the
+    /// manifest): what an engine proof is bound to.
+    pub digest: String,
+    /// The `.manifest`'s `metadata.airlock.engine_proof`, unparsed: the publisher's
+    /// proof that the RVM agrees with the interpreter on this content
+    /// ([`crate::proof`]).
+    pub engine_proof: Option<serde_json::Value>,
     /// The Rego modules, sorted by path.
     pub modules: Vec<Module>,
     /// The root `data.json` (an empty object when absent).
@@ -49,20 +58,34 @@ impl Bundle {
                 source: read_text(&full)?,
             });
         }
-        modules.sort_by(|a, b| a.path.cmp(&b.path));
+        let data_text = read_optional(&dir.join("data.json"))?;
+        let manifest = read_optional(&dir.join(".manifest"))?;
+        Bundle::from_sources(modules, data_text.as_deref(), manifest.as_deref())
+    }
 
-        let data_path = dir.join("data.json");
-        let data_text = read_optional(&data_path)?;
-        let data = match &data_text {
+    /// Builds a bundle from its sources as they are stored: the modules, the
+    /// `data.json` text and the `.manifest` text (both optional). The digest and the
+    /// default revision are computed over the texts, so a directory and an archive of
+    /// the same files give the same revision.
+    pub fn from_sources(
+        mut modules: Vec<Module>,
+        data_text: Option<&str>,
+        manifest: Option<&str>,
+    ) -> Result<Bundle, PolicyError> {
+        modules.sort_by(|a, b| a.path.cmp(&b.path));
+        let data = match data_text {
             Some(text) => parse_data(text)?,
             None => serde_json::Value::Object(serde_json::Map::new()),
         };
-        let revision = match read_optional(&dir.join(".manifest"))? {
-            Some(text) => manifest_revision(&text)?,
-            None => content_revision(&modules, data_text.as_deref()),
+        let digest = content_digest(&modules, data_text);
+        let (revision, engine_proof) = match manifest {
+            Some(text) => read_manifest(text)?,
+            None => (None, None),
         };
         Ok(Bundle {
-            revision,
+            revision: revision.unwrap_or_else(|| default_revision(&digest)),
+            digest,
+            engine_proof,
             modules,
             data,
         })
@@ -70,16 +93,23 @@ impl Bundle {
 
     /// Builds a bundle from in-memory modules and data, with a content-hash revision.
     pub fn from_parts(modules: Vec<Module>, data: serde_json::Value) -> Bundle {
-        let data_text = data.to_string();
         let mut modules = modules;
         modules.sort_by(|a, b| a.path.cmp(&b.path));
-        let revision = content_revision(&modules, Some(&data_text));
+        let digest = content_digest(&modules, Some(&data.to_string()));
         Bundle {
-            revision,
+            revision: default_revision(&digest),
+            digest,
+            engine_proof: None,
             modules,
             data,
         }
     }
+}
+
+/// The revision of content without a manifest revision: `sha256:` + 12 hex digits
+/// of its digest.
+pub fn default_revision(digest: &str) -> String {
+    format!("sha256:{}", digest.get(..12).unwrap_or(digest))
 }
 
 fn collect_rego(
@@ -146,23 +176,30 @@ fn parse_data(text: &str) -> Result<serde_json::Value, PolicyError> {
     Ok(value)
 }
 
-fn manifest_revision(text: &str) -> Result<String, PolicyError> {
+/// The manifest's revision (absent or empty: none) and its engine proof.
+fn read_manifest(text: &str) -> Result<(Option<String>, Option<serde_json::Value>), PolicyError> {
     let bad = |message: String| PolicyError::Document {
         file: ".manifest".to_owned(),
         message,
     };
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|err| bad(format!("not valid JSON ({err}); fix it or delete the file")))?;
-    match value.get("revision") {
-        Some(serde_json::Value::String(rev)) if !rev.is_empty() => Ok(rev.clone()),
-        _ => Err(bad(
-            "needs a non-empty string `revision`, e.g. {\"revision\": \"2026-11-25.1\"}".to_owned(),
-        )),
-    }
+    let revision = match value.get("revision") {
+        None => None,
+        Some(serde_json::Value::String(rev)) if rev.is_empty() => None,
+        Some(serde_json::Value::String(rev)) => Some(rev.clone()),
+        Some(_) => {
+            return Err(bad(
+                "`revision` must be a string, e.g. {\"revision\": \"2026-11-25.1\"}".to_owned(),
+            ))
+        }
+    };
+    let proof = value.pointer("/metadata/airlock/engine_proof").cloned();
+    Ok((revision, proof))
 }
 
-/// `sha256:` + the first 12 hex digits of a SHA-256 over the sorted (path, content) pairs.
-fn content_revision(modules: &[Module], data: Option<&str>) -> String {
+/// Hex SHA-256 over the sorted (path, content) pairs of the modules and `data.json`.
+fn content_digest(modules: &[Module], data: Option<&str>) -> String {
     let mut pairs: Vec<(&str, &str)> = modules
         .iter()
         .map(|m| (m.path.as_str(), m.source.as_str()))
@@ -179,8 +216,7 @@ fn content_revision(modules: &[Module], data: Option<&str>) -> String {
         hasher.update((content.len() as u64).to_be_bytes());
         hasher.update(content.as_bytes());
     }
-    let digest = hex::encode(hasher.finalize());
-    format!("sha256:{}", &digest[..12])
+    hex::encode(hasher.finalize())
 }
 
 #[cfg(test)]

@@ -46,6 +46,12 @@ pub enum PolicyError {
          add `package airlock` and a `decision` rule (see docs/policy-authoring.md)"
     )]
     NoDecisionRule,
+    /// The chosen engine cannot run this bundle (e.g. the RVM compiler refuses it).
+    #[error("{message}")]
+    Engine {
+        /// What happened and what to do.
+        message: String,
+    },
     /// The directory watcher could not start.
     #[error("cannot watch {dir}: {message}; check the directory exists and inotify limits (fs.inotify.max_user_watches)")]
     Watch {

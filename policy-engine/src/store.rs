@@ -41,7 +41,8 @@ impl PolicyStore {
         policy.set_eval_timeout(self.eval_timeout);
         tracing::info!(
             revision = policy.revision(),
-            backend = policy.backend().as_str(),
+            engine = policy.backend().as_str(),
+            why = %policy.engine().reason,
             "policy bundle installed"
         );
         self.active.store(Some(Arc::new(policy)));

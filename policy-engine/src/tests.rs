@@ -158,9 +158,10 @@ fn test_files_are_left_out_of_the_decision_program() {
         path: "airlock_test.rego".into(),
         source: "package airlock_test\ntest_x if data.airlock.decision with input as {}\n".into(),
     });
-    let policy = CompiledPolicy::compile(&b).unwrap();
-    assert_eq!(policy.backend(), Backend::Vm);
-    assert_eq!(policy.decide(&sample_input()).verdict, Verdict::Allow);
+    for backend in [Backend::Vm, Backend::Interpreter] {
+        let policy = CompiledPolicy::compile_with(&b, backend).unwrap();
+        assert_eq!(policy.decide(&sample_input()).verdict, Verdict::Allow);
+    }
 }
 
 #[test]

@@ -72,6 +72,25 @@ fn the_rego_tests_of_the_default_bundle_pass() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(report.passed() >= 30, "only {} tests ran", report.passed());
+    // Every decision the tests make was replayed on the RVM, and they agreed.
+    assert!(report.engines.compared, "{:?}", report.engines);
+    assert!(
+        report.engines.decisions >= 60,
+        "only {} decisions seen",
+        report.engines.decisions
+    );
+    assert_eq!(report.engines.disagreements, 0);
+}
+
+#[test]
+fn the_default_bundle_is_proved_for_the_rvm() {
+    let bundle = bundle();
+    let report = airlock_policy::proof::prove(&bundle, &Default::default()).unwrap();
+    assert_eq!(report.disagreements, [], "{}", report.engine_line());
+    let proof = report.proof.clone().expect("a proof");
+    assert_eq!(proof.content, bundle.digest);
+    assert!(proof.test_decisions >= 60);
+    eprintln!("{} in {:?}", report.engine_line(), report.elapsed);
 }
 
 #[test]
