@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => cli::runtime(cli::proxy::run(args)),
         Command::ControlPlane(args) => cli::runtime(cli::control_plane::run(args)),
         Command::DemoServer(args) => cli::runtime(cli::demo::run(args)),
-        Command::Policy(cmd) => cli::policy::run(cmd),
+        Command::Policy(cmd) => cli::policy::run(cmd, &cli.global),
         Command::Bundle(cmd) => cli::runtime(cli::bundle::run(cmd, &cli.global)),
         Command::Nodes(cmd) => cli::runtime(cli::nodes::run(cmd, &cli.global)),
         Command::Audit(cmd) => cli::runtime(cli::audit::run(cmd, &cli.global)),

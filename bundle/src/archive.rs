@@ -3,6 +3,7 @@
 
 use crate::signature::sha256_hex;
 use crate::{BundleError, Manifest, Signatures, SigningKey, MANIFEST, SIGNATURES};
+use airlock_policy::proof::{ProofOptions, ProofReport};
 use std::collections::BTreeMap;
 use std::io::{Read, Write as _};
 use std::path::Path;
@@ -47,15 +48,44 @@ pub struct BuiltBundle {
     pub revision: String,
     /// Lower-case hex SHA-256 of `bytes`.
     pub digest: String,
+    /// What comparing the two Rego engines on the bundle found; its proof (when
+    /// they agreed) is signed into the manifest.
+    pub engines: ProofReport,
 }
 
-/// Builds a signed, deterministic archive from a policy directory: every `*.rego`
-/// (recursively, skipping hidden directories), the root `data.json` and `.manifest`.
-/// The revision is `revision` if given, else the manifest's, else a UTC timestamp
-/// plus 12 hex digits of the content digest (e.g. `20261125T063700Z-1a2b3c4d5e6f`).
+/// How to build a bundle.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The revision; default: the manifest's, else `sha256:` + 12 hex digits of the
+    /// content digest (what `airlock policy eval` shows for the same directory).
+    pub revision: Option<String>,
+    /// What the engine agreement proof replays.
+    pub proof: ProofOptions,
+}
+
+/// Builds a signed, deterministic archive from a policy directory with the given
+/// revision (see [`BuildOptions::revision`]) and the default proof options.
 pub fn build_from_dir(
     dir: &Path,
     revision: Option<&str>,
+    key: &SigningKey,
+) -> Result<BuiltBundle, BundleError> {
+    let options = BuildOptions {
+        revision: revision.map(str::to_owned),
+        ..BuildOptions::default()
+    };
+    build_from_dir_with(dir, &options, key)
+}
+
+/// Builds a signed, deterministic archive from a policy directory: every `*.rego`
+/// (recursively, skipping hidden directories), the root `data.json` and `.manifest`,
+/// with the engine agreement proof ([`airlock_policy::proof`]) in the manifest when
+/// the RVM agrees with the interpreter on the bundle. Rego that does not compile is
+/// not refused here (the control plane refuses it, naming the file and line); it
+/// simply gets no proof.
+pub fn build_from_dir_with(
+    dir: &Path,
+    options: &BuildOptions,
     key: &SigningKey,
 ) -> Result<BuiltBundle, BundleError> {
     let mut archive = BundleArchive::from_dir(dir)?;
@@ -63,16 +93,20 @@ pub fn build_from_dir(
         Some(bytes) => Manifest::parse(bytes)?,
         None => Manifest::new(String::new()),
     };
-    if let Some(revision) = revision {
-        manifest.revision = revision.to_owned();
+    // Parse the modules and data now, so a broken bundle fails at build, not at push.
+    let content = archive.policy_content()?;
+    if let Some(revision) = &options.revision {
+        manifest.revision = revision.clone();
     } else if manifest.revision.is_empty() {
-        manifest.revision = format!("{}-{}", utc_stamp(), &archive.content_digest()[..12]);
+        manifest.revision = airlock_policy::default_revision(&content.digest);
     }
     crate::validate_revision(&manifest.revision)?;
+    let engines = airlock_policy::proof::prove(&content, &options.proof)
+        .unwrap_or_else(|err| ProofReport::not_proved(format!("the proof could not run: {err}")));
+    manifest.set_engine_proof(engines.proof.as_ref());
     archive
         .files
         .insert(MANIFEST.to_owned(), manifest.to_bytes());
-    // Parse the modules and data now, so a broken bundle fails at build, not at push.
     archive.to_policy_bundle()?;
     archive.sign(key);
     let bytes = archive.to_tar_gz()?;
@@ -80,6 +114,7 @@ pub fn build_from_dir(
         digest: sha256_hex(&bytes),
         bytes,
         revision: manifest.revision,
+        engines,
     })
 }
 
@@ -123,17 +158,6 @@ impl BundleArchive {
             )
         })?;
         Manifest::parse(bytes)
-    }
-
-    /// SHA-256 hex over every file except `.manifest` and `.signatures.json`.
-    fn content_digest(&self) -> String {
-        let mut list = Vec::new();
-        for (name, bytes) in &self.files {
-            if name != MANIFEST && name != SIGNATURES {
-                list.push(format!("{name}:{}", sha256_hex(bytes)));
-            }
-        }
-        sha256_hex(list.join("\n").as_bytes())
     }
 
     /// Writes the deterministic `tar.gz`: sorted paths, mode 0644, uid/gid 0, mtime 0.
@@ -226,10 +250,22 @@ impl BundleArchive {
         Ok(archive)
     }
 
-    /// Turns the files into a policy bundle: the modules, `data.json` and the
-    /// manifest's revision.
+    /// Turns the files into a policy bundle: the modules, `data.json`, the
+    /// manifest's revision and engine proof.
     pub fn to_policy_bundle(&self) -> Result<airlock_policy::Bundle, BundleError> {
-        let manifest = self.manifest()?;
+        self.manifest()?;
+        self.bundle_with(self.files.get(MANIFEST))
+    }
+
+    /// The modules and `data.json` without the manifest (content revision, no proof).
+    fn policy_content(&self) -> Result<airlock_policy::Bundle, BundleError> {
+        self.bundle_with(None)
+    }
+
+    fn bundle_with(
+        &self,
+        manifest: Option<&Vec<u8>>,
+    ) -> Result<airlock_policy::Bundle, BundleError> {
         let mut modules = Vec::new();
         for (name, bytes) in self.files.iter().filter(|(n, _)| n.ends_with(".rego")) {
             let source = String::from_utf8(bytes.clone()).map_err(|_| {
@@ -247,12 +283,21 @@ impl BundleArchive {
             ));
         }
         let data = match self.files.get(DATA) {
-            Some(bytes) => parse_data(bytes)?,
-            None => serde_json::Value::Object(serde_json::Map::new()),
+            Some(bytes) => {
+                parse_data(bytes)?;
+                Some(std::str::from_utf8(bytes).map_err(|_| {
+                    BundleError::document(DATA, "not UTF-8 text; data.json must be UTF-8")
+                })?)
+            }
+            None => None,
         };
-        let mut bundle = airlock_policy::Bundle::from_parts(modules, data);
-        bundle.revision = manifest.revision;
-        Ok(bundle)
+        let manifest = manifest
+            .map(|m| std::str::from_utf8(m))
+            .transpose()
+            .map_err(|_| BundleError::document(MANIFEST, "not UTF-8 text"))?;
+        Ok(airlock_policy::Bundle::from_sources(
+            modules, data, manifest,
+        )?)
     }
 }
 
@@ -341,11 +386,6 @@ fn parse_data(bytes: &[u8]) -> Result<serde_json::Value, BundleError> {
         ));
     }
     Ok(value)
-}
-
-/// The current UTC time as `YYYYMMDDTHHMMSSZ`.
-fn utc_stamp() -> String {
-    chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub enum BundleError {
         /// What is wrong and how to fix it.
         message: String,
     },
+    /// The bundle's Rego or data does not load, compile or prove (file and line).
+    #[error(transparent)]
+    Policy(#[from] airlock_policy::PolicyError),
     /// The archive has no `.signatures.json`.
     #[error("the bundle is not signed (no .signatures.json); sign it with `airlock bundle build DIR -o FILE --signing-key KEY`")]
     Unsigned,

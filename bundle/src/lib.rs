@@ -23,7 +23,10 @@ mod manifest;
 mod signature;
 mod verifier;
 
-pub use archive::{build_from_dir, BuiltBundle, BundleArchive, Limits, DEFAULT_MAX_BYTES};
+pub use archive::{
+    build_from_dir, build_from_dir_with, BuildOptions, BuiltBundle, BundleArchive, Limits,
+    DEFAULT_MAX_BYTES,
+};
 pub use error::BundleError;
 pub use keys::{write_keypair, PublicKey, SigningKey};
 pub use manifest::{validate_revision, Manifest, MANIFEST};

@@ -17,6 +17,10 @@ pub struct Manifest {
     /// The data and package roots the bundle owns (OPA's default: `[""]`, everything).
     #[serde(default = "default_roots")]
     pub roots: Vec<String>,
+    /// OPA's free-form metadata; Airlock keeps its engine proof in
+    /// `metadata.airlock.engine_proof`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_roots() -> Vec<String> {
@@ -29,6 +33,31 @@ impl Manifest {
         Manifest {
             revision: revision.into(),
             roots: default_roots(),
+            metadata: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) `metadata.airlock.engine_proof`.
+    pub fn set_engine_proof(&mut self, proof: Option<&airlock_policy::proof::EngineProof>) {
+        let airlock = self
+            .metadata
+            .entry("airlock")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if !airlock.is_object() {
+            *airlock = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let serde_json::Value::Object(map) = airlock {
+            match proof.and_then(|p| serde_json::to_value(p).ok()) {
+                Some(value) => {
+                    map.insert("engine_proof".to_owned(), value);
+                }
+                None => {
+                    map.remove("engine_proof");
+                }
+            }
+            if map.is_empty() {
+                self.metadata.remove("airlock");
+            }
         }
     }
 

@@ -70,6 +70,7 @@ impl Bundles {
         let record = blocking(move || {
             let verified = verifier.verify(&archive)?;
             let tests_passed = check_policy(&verified)?;
+            let engine = airlock_policy::proof::choose(&verified.bundle);
             let record = BundleRecord {
                 revision: verified.manifest.revision.clone(),
                 digest: verified.digest.clone(),
@@ -79,6 +80,8 @@ impl Bundles {
                 size_bytes: archive.len() as u64,
                 published_unix_ms: now_ms(),
                 published_by: caller.subject,
+                engine: engine.backend.as_str().to_owned(),
+                engine_reason: engine.reason,
             };
             match store.insert_bundle(&record, &archive)? {
                 Insert::Stored => Ok(record),
@@ -297,7 +300,13 @@ impl api::bundle_service_server::BundleService for Bundles {
 /// many passed. Either failure names the file (and line).
 fn check_policy(verified: &VerifiedBundle) -> Result<u32, ControlPlaneError> {
     airlock_policy::CompiledPolicy::compile(&verified.bundle)?;
-    let report = airlock_policy::testing::run_tests(&verified.bundle)?;
+    // The tests' verdicts on the reference engine decide; which engine proxies use
+    // is the bundle's proof's business (`proof::choose`).
+    let options = airlock_policy::testing::TestOptions {
+        compare_engines: false,
+        ..Default::default()
+    };
+    let report = airlock_policy::testing::run_tests_with(&verified.bundle, &options)?;
     if report.failed() > 0 {
         let failures = report
             .failures()
@@ -345,6 +354,8 @@ fn summary(record: &BundleRecord, active: bool) -> api::BundleSummary {
         key_id: record.key_id.clone(),
         tests_passed: record.tests_passed,
         size_bytes: record.size_bytes,
+        engine: record.engine.clone(),
+        engine_reason: record.engine_reason.clone(),
     }
 }
 

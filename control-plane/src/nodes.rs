@@ -68,6 +68,8 @@ impl api::node_service_server::NodeService for Nodes {
             last_seen_unix_ms: now_ms(),
             heartbeat_interval_ms: req.heartbeat_interval_ms,
             reported_by: caller.subject,
+            engine: req.engine,
+            engine_reason: req.engine_reason,
         };
         let store = self.store.clone();
         let active = blocking(move || {
@@ -102,6 +104,8 @@ impl api::node_service_server::NodeService for Nodes {
                     ms => ms,
                 },
                 reported_by: n.reported_by,
+                engine: n.engine,
+                engine_reason: n.engine_reason,
             })
             .collect();
         Ok(Response::new(api::NodeServiceListResponse { nodes }))
@@ -122,6 +126,8 @@ mod tests {
             last_seen_unix_ms: 1_000,
             heartbeat_interval_ms: 100,
             reported_by: String::new(),
+            engine: String::new(),
+            engine_reason: String::new(),
         };
         assert!(!is_stale(&node, 1_300));
         assert!(is_stale(&node, 1_301));

@@ -25,6 +25,7 @@ async fn bundles_the_active_revision_and_nodes_survive_a_restart() {
         active_revision: "r1".into(),
         last_error: String::new(),
         heartbeat_interval_ms: 5_000,
+        ..Default::default()
     };
     let answer = plane
         .nodes()

@@ -110,10 +110,15 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
 /// deciding on its last good bundle, so that alone does not make it unready. The
 /// body says what an operator needs next: the link and the audit backlog.
 fn readyz(shared: &Shared) -> ProxyResponse {
-    let (status, mut body) = match shared.store.revision() {
-        Some(revision) => (
+    let (status, mut body) = match shared.store.current() {
+        Some(policy) => (
             StatusCode::OK,
-            json!({"status": "ready", "revision": revision}),
+            json!({
+                "status": "ready",
+                "revision": policy.revision(),
+                "engine": policy.backend().as_str(),
+                "engine_reason": policy.engine().reason,
+            }),
         ),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -6,8 +6,8 @@ use crate::ctx::RequestCtx;
 use crate::decode::Message;
 use crate::error::codes;
 use airlock_policy::{
-    Decision, Direction, Evaluation, MessageInput, PolicyInput, SessionInput, TimeInput, ToolInput,
-    Verdict,
+    Decision, Direction, Evaluation, IdentityInput, MessageInput, PolicyInput, ServerInput,
+    SessionInput, TimeInput, ToolInput, Verdict,
 };
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,35 +31,16 @@ pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) 
         Direction::ClientToServer => ctx.shared.calls.next(ctx.session_id()),
         Direction::ServerToClient => 0,
     };
-    let params = message.params();
-    let tool = match message.method() {
-        Some("tools/call") => Some(ToolInput {
-            name: params
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
-        }),
-        _ => None,
-    };
-    let input = PolicyInput {
-        identity: ctx.identity_input.clone(),
-        server: ctx.upstream.server_input.clone(),
-        direction,
-        message: MessageInput {
-            method: message.method().map(str::to_owned),
-            id: message.id().cloned(),
-            params: params.clone(),
-        },
-        tool,
-        session: SessionInput {
+    let input = message_input(
+        ctx.identity_input.clone(),
+        ctx.upstream.server_input.clone(),
+        SessionInput {
             id: ctx.session_id().to_owned(),
             calls,
         },
-        time: now(),
-        listing: false,
-    };
+        message,
+        direction,
+    );
     let evaluation = ctx.shared.store.decide(&input);
     span.record("verdict", evaluation.decision.verdict.as_str());
     if let Some(revision) = &evaluation.revision {
@@ -69,29 +50,81 @@ pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) 
     evaluation
 }
 
-/// Whether the identity may ever call `tool` (used to filter `tools/list`).
-fn may_list(ctx: &RequestCtx, tool: &str) -> bool {
-    let params = json!({"name": tool, "arguments": {}});
-    let input = PolicyInput {
-        identity: ctx.identity_input.clone(),
-        server: ctx.upstream.server_input.clone(),
+/// The policy input for one decoded message (the Rego contract,
+/// policy-engine/schema/input.schema.json).
+pub(crate) fn message_input(
+    identity: IdentityInput,
+    server: ServerInput,
+    session: SessionInput,
+    message: &Message,
+    direction: Direction,
+) -> PolicyInput {
+    let params = message.params();
+    let tool = match (message.method(), direction) {
+        (Some("tools/call"), _) => Some(ToolInput {
+            name: params
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
+        }),
+        _ => None,
+    };
+    PolicyInput {
+        identity,
+        server,
+        direction,
+        message: MessageInput {
+            method: message.method().map(str::to_owned),
+            id: message.id().cloned(),
+            params: params.clone(),
+        },
+        tool,
+        session,
+        time: now(),
+        listing: false,
+    }
+}
+
+/// The input of the "may this identity ever call `tool`?" check that filters a
+/// `tools/list` result.
+pub(crate) fn listing_input(
+    identity: IdentityInput,
+    server: ServerInput,
+    session_id: &str,
+    tool: &str,
+) -> PolicyInput {
+    PolicyInput {
+        identity,
+        server,
         direction: Direction::ClientToServer,
         message: MessageInput {
             method: Some("tools/call".to_owned()),
             id: None,
-            params,
+            params: json!({"name": tool, "arguments": {}}),
         },
         tool: Some(ToolInput {
             name: tool.to_owned(),
             arguments: Value::Object(Map::new()),
         }),
         session: SessionInput {
-            id: ctx.session_id().to_owned(),
+            id: session_id.to_owned(),
             calls: 0,
         },
         time: now(),
         listing: true,
-    };
+    }
+}
+
+/// Whether the identity may ever call `tool` (used to filter `tools/list`).
+fn may_list(ctx: &RequestCtx, tool: &str) -> bool {
+    let input = listing_input(
+        ctx.identity_input.clone(),
+        ctx.upstream.server_input.clone(),
+        ctx.session_id(),
+        tool,
+    );
     ctx.shared.store.decide(&input).decision.verdict != Verdict::Deny
 }
 
@@ -167,6 +200,10 @@ fn now() -> TimeInput {
         .unwrap_or_default();
     TimeInput { unix_ms }
 }
+
+#[cfg(test)]
+#[path = "decide_contract_test.rs"]
+mod contract_test;
 
 #[cfg(test)]
 mod tests {

@@ -31,12 +31,52 @@ pub struct Contribution {
     pub value: serde_json::Value,
 }
 
+/// Why a decision was made, grouped for reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The definition of `airlock.decision` that produced the decision.
+    pub decided_by: Option<Contribution>,
+    /// Partial set rules that gained elements (`denials`, `holds`, ...): each
+    /// denial, hold and mask with the definition that added it.
+    pub contributions: Vec<Contribution>,
+    /// Other rules that held with a scalar value (`tool_class = "write"`,
+    /// `prod = true`): the facts the decision rested on.
+    pub facts: Vec<Contribution>,
+}
+
+impl Explanation {
+    /// Groups the contributions of [`Explainer::explain`].
+    pub fn from_contributions(all: Vec<Contribution>, kinds: &[(String, bool)]) -> Explanation {
+        let is_set = |rule: &str| kinds.iter().any(|(r, set)| r == rule && *set);
+        let mut out = Explanation {
+            decided_by: None,
+            contributions: Vec::new(),
+            facts: Vec::new(),
+        };
+        for c in all {
+            if c.rule == "airlock.decision" {
+                out.decided_by = Some(c);
+            } else if is_set(&c.rule) {
+                out.contributions.push(c);
+            } else if !c.value.is_object() && !c.value.is_array() && !is_long(&c.value) {
+                out.facts.push(c);
+            }
+        }
+        out
+    }
+}
+
+fn is_long(value: &serde_json::Value) -> bool {
+    value.as_str().is_some_and(|s| s.ends_with('…'))
+}
+
 struct Probe {
     path: String,
     rule: String,
     file: String,
     line: u32,
     default: bool,
+    set: bool,
 }
 
 /// The bundle compiled with a probe per rule definition.
@@ -75,6 +115,7 @@ impl Explainer {
                     file: module.path.clone(),
                     line: def.line,
                     default: def.kind == HeadKind::Default,
+                    set: def.kind == HeadKind::Set,
                 });
             }
             extra.modules.push(Module {
@@ -84,6 +125,16 @@ impl Explainer {
         }
         let engine = load_engine(&extra, false, crate::builtins::all())?;
         Ok(Explainer { engine, probes })
+    }
+
+    /// Why `input` was decided as it was, grouped ([`Explanation`]).
+    pub fn explanation(&self, input: &serde_json::Value) -> Explanation {
+        let kinds: Vec<(String, bool)> = self
+            .probes
+            .iter()
+            .map(|p| (p.rule.clone(), p.set))
+            .collect();
+        Explanation::from_contributions(self.explain(input).0, &kinds)
     }
 
     /// The definitions that held for `input`, in file and line order, then the
@@ -175,5 +226,9 @@ mod tests {
             lines,
             [("airlock.decision", 5, true), ("airlock.prod", 13, false)]
         );
+        let grouped = explainer.explanation(&json!({"sql": "DROP", "env": "prod"}));
+        assert_eq!(grouped.decided_by.unwrap().line, 7);
+        assert_eq!(grouped.contributions.len(), 1);
+        assert_eq!(grouped.facts[0].rule, "airlock.prod");
     }
 }

@@ -21,6 +21,7 @@ mod analysis;
 pub mod builtins;
 mod bundle;
 pub mod canonical;
+pub mod contract;
 mod corpus;
 pub mod decision;
 mod encode;

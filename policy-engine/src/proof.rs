@@ -125,6 +125,19 @@ pub struct ProofReport {
 }
 
 impl ProofReport {
+    /// A report without a proof, for the given reason.
+    pub fn not_proved(why: String) -> ProofReport {
+        ProofReport {
+            proof: None,
+            interpreter_only: Some(why),
+            test_decisions: 0,
+            generated: 0,
+            recorded: 0,
+            disagreements: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// The engine a proxy will choose for the bundle, in words.
     pub fn engine_line(&self) -> String {
         match (&self.proof, &self.interpreter_only) {
@@ -220,15 +233,8 @@ fn builtin_signature() -> String {
 pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, PolicyError> {
     let started = Instant::now();
     let parsed = analysis::parse_bundle(bundle, true)?;
-    let mut report = ProofReport {
-        proof: None,
-        interpreter_only: None,
-        test_decisions: 0,
-        generated: 0,
-        recorded: 0,
-        disagreements: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut report = ProofReport::not_proved(String::new());
+    report.interpreter_only = None;
     let pair = match EnginePair::for_bundle(bundle, &parsed) {
         Ok(pair) => pair,
         Err(why) => {

@@ -57,7 +57,20 @@ pub fn watch_dir(store: Arc<PolicyStore>, dir: &Path) -> Result<BundleWatcher, P
 }
 
 fn load(dir: &Path) -> Result<CompiledPolicy, PolicyError> {
-    CompiledPolicy::compile(&Bundle::from_dir(dir)?)
+    compile_local(Bundle::from_dir(dir)?)
+}
+
+/// A local directory has no publisher to prove it: this node proves it (a fraction
+/// of a second for the default bundle) so it can run on the RVM when the engines
+/// agree, and on the interpreter otherwise.
+fn compile_local(mut bundle: Bundle) -> Result<CompiledPolicy, PolicyError> {
+    if bundle.engine_proof.is_none() {
+        let report = crate::proof::prove(&bundle, &crate::proof::ProofOptions::default())?;
+        bundle.engine_proof = report
+            .proof
+            .and_then(|proof| serde_json::to_value(proof).ok());
+    }
+    CompiledPolicy::compile(&bundle)
 }
 
 fn reload_loop(rx: &mpsc::Receiver<()>, store: &PolicyStore, dir: &Path) {
@@ -72,7 +85,7 @@ fn reload_loop(rx: &mpsc::Receiver<()>, store: &PolicyStore, dir: &Path) {
         }
         match Bundle::from_dir(dir) {
             Ok(bundle) if store.revision().as_deref() == Some(bundle.revision.as_str()) => {}
-            Ok(bundle) => match CompiledPolicy::compile(&bundle) {
+            Ok(bundle) => match compile_local(bundle) {
                 Ok(policy) => store.install(policy),
                 Err(err) => keep_last_good(store, dir, &err),
             },

@@ -49,9 +49,47 @@ pub struct BuildArgs {
     /// The ed25519 key file written by `airlock bundle keygen` (PREFIX.key).
     #[arg(long, env = "AIRLOCK_SIGNING_KEY")]
     pub signing_key: PathBuf,
-    /// The revision (default: the .manifest's, else a UTC timestamp plus a content digest).
+    /// The revision (default: the .manifest's, else `sha256:` + 12 hex digits of the
+    /// content digest, the revision `airlock policy eval` shows for the directory).
     #[arg(long)]
     pub revision: Option<String>,
+    #[command(flatten)]
+    pub proof: ProofArgs,
+}
+
+/// What the engine agreement proof replays (see `airlock policy test --help`).
+#[derive(Debug, Args)]
+pub struct ProofArgs {
+    /// Inputs to generate from the bundle's data and the input contract.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub proof_cases: usize,
+    /// Recorded input documents to replay too (JSON lines, one input per line).
+    #[arg(long, value_name = "FILE")]
+    pub proof_inputs: Option<PathBuf>,
+}
+
+impl ProofArgs {
+    fn options(&self) -> anyhow::Result<airlock_policy::proof::ProofOptions> {
+        let mut options = airlock_policy::proof::ProofOptions {
+            generated: self.proof_cases,
+            ..Default::default()
+        };
+        if let Some(path) = &self.proof_inputs {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --proof-inputs {}", path.display()))?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let doc = serde_json::from_str(line).with_context(|| {
+                    format!("{}:{}: not a JSON input document", path.display(), n + 1)
+                })?;
+                options.recorded.push(doc);
+            }
+        }
+        Ok(options)
+    }
 }
 
 /// Arguments of `airlock bundle push`.
@@ -71,6 +109,8 @@ pub struct PushArgs {
     /// Store the bundle without activating it.
     #[arg(long)]
     pub no_activate: bool,
+    #[command(flatten)]
+    pub proof: ProofArgs,
 }
 
 /// Runs an `airlock bundle` subcommand.
@@ -98,17 +138,27 @@ fn keygen(prefix: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds, signs and checks a directory: the Rego must compile and its tests pass.
+/// Builds, signs and checks a directory: the Rego must compile and its tests pass
+/// (on the reference engine; the RVM is used only if the proof made at build holds).
 fn build_checked(
     dir: &Path,
     key_path: &Path,
     revision: Option<&str>,
+    proof: &ProofArgs,
 ) -> anyhow::Result<(BuiltBundle, usize)> {
     let key = SigningKey::from_file(key_path)?;
-    let built = airlock_bundle::build_from_dir(dir, revision, &key)?;
+    let options = airlock_bundle::BuildOptions {
+        revision: revision.map(str::to_owned),
+        proof: proof.options()?,
+    };
+    let built = airlock_bundle::build_from_dir_with(dir, &options, &key)?;
     let verified = airlock_bundle::BundleVerifier::new([key.public_key()])?.verify(&built.bytes)?;
     airlock_policy::CompiledPolicy::compile(&verified.bundle)?;
-    let report = airlock_policy::testing::run_tests(&verified.bundle)?;
+    let test_options = airlock_policy::testing::TestOptions {
+        compare_engines: false,
+        ..Default::default()
+    };
+    let report = airlock_policy::testing::run_tests_with(&verified.bundle, &test_options)?;
     if report.failed() > 0 {
         let failures: Vec<String> = report
             .failures()
@@ -132,7 +182,12 @@ fn build_checked(
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let (built, passed) = build_checked(&args.dir, &args.signing_key, args.revision.as_deref())?;
+    let (built, passed) = build_checked(
+        &args.dir,
+        &args.signing_key,
+        args.revision.as_deref(),
+        &args.proof,
+    )?;
     std::fs::write(&args.out, &built.bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(
@@ -141,6 +196,11 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         built.revision,
         built.bytes.len(),
         built.digest
+    );
+    println!(
+        "engine: {} [{:.0} ms]",
+        built.engines.engine_line(),
+        built.engines.elapsed.as_secs_f64() * 1000.0
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -153,7 +213,7 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 args.path.display()
             )
         })?;
-        build_checked(&args.path, key, args.revision.as_deref())?
+        build_checked(&args.path, key, args.revision.as_deref(), &args.proof)?
             .0
             .bytes
     } else {
@@ -189,6 +249,7 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "pushed revision {} ({state}; {} Rego tests passed, signed by key {})",
             bundle.revision, bundle.tests_passed, bundle.key_id
         );
+        println!("engine: {} ({})", bundle.engine, bundle.engine_reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -222,12 +283,21 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 ago(b.published_unix_ms),
                 b.published_by.clone(),
                 b.tests_passed.to_string(),
+                b.engine.clone(),
                 b.digest.chars().take(12).collect(),
             ]
         })
         .collect();
     print_table(
-        &["", "REVISION", "PUBLISHED", "BY", "TESTS", "DIGEST"],
+        &[
+            "",
+            "REVISION",
+            "PUBLISHED",
+            "BY",
+            "TESTS",
+            "ENGINE",
+            "DIGEST",
+        ],
         &rows,
     );
     Ok(ExitCode::SUCCESS)
@@ -267,5 +337,6 @@ fn summary_json(b: &api::BundleSummary) -> serde_json::Value {
         "revision": b.revision, "digest": b.digest, "active": b.active,
         "published_unix_ms": b.published_unix_ms, "published_by": b.published_by,
         "roots": b.roots, "key_id": b.key_id, "tests_passed": b.tests_passed, "size_bytes": b.size_bytes,
+        "engine": b.engine, "engine_reason": b.engine_reason,
     })
 }

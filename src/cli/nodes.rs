@@ -8,8 +8,10 @@ use std::process::ExitCode;
 /// `airlock nodes` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NodesCommand {
-    /// List every proxy that reported, with the revision it serves; nodes silent for
-    /// three heartbeat intervals are marked STALE.
+    /// List every proxy that reported, with the revision it serves and the Rego
+    /// engine evaluating it (`rvm` only for a bundle proven to agree with the
+    /// interpreter; `--output json` says why); nodes silent for three heartbeat
+    /// intervals are marked STALE.
     List,
 }
 
@@ -38,7 +40,8 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "node_id": n.node_id, "version": n.version, "active_revision": n.active_revision,
                     "last_error": n.last_error, "last_seen_unix_ms": n.last_seen_unix_ms,
                     "heartbeat_interval_ms": n.heartbeat_interval_ms, "stale": n.stale,
-                    "reported_by": n.reported_by,
+                    "reported_by": n.reported_by, "engine": n.engine,
+                    "engine_reason": n.engine_reason,
                 })
             })
             .collect();
@@ -56,6 +59,7 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 n.node_id.clone(),
                 if n.stale { "STALE".into() } else { "ok".into() },
                 or_dash(&n.active_revision),
+                or_dash(&n.engine),
                 or_dash(&n.version),
                 ago(n.last_seen_unix_ms),
                 or_dash(&n.last_error),
@@ -67,6 +71,7 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "NODE",
             "STATUS",
             "REVISION",
+            "ENGINE",
             "VERSION",
             "LAST SEEN",
             "LAST ERROR",

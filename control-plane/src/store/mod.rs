@@ -32,6 +32,13 @@ pub struct BundleRecord {
     pub published_unix_ms: u64,
     /// The publisher's token subject.
     pub published_by: String,
+    /// The Rego engine proxies run it on (`rvm` or `interpreter`); empty for
+    /// records stored before engines were chosen.
+    #[serde(default)]
+    pub engine: String,
+    /// Why that engine.
+    #[serde(default)]
+    pub engine_reason: String,
 }
 
 /// The last report of a data-plane node.
@@ -51,6 +58,12 @@ pub struct NodeRecord {
     pub heartbeat_interval_ms: u64,
     /// The token subject it reported with.
     pub reported_by: String,
+    /// The Rego engine of its active bundle (`rvm` or `interpreter`).
+    #[serde(default)]
+    pub engine: String,
+    /// Why that engine.
+    #[serde(default)]
+    pub engine_reason: String,
 }
 
 /// What [`Store::insert_bundle`] did.

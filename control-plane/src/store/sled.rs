@@ -226,6 +226,8 @@ mod tests {
             size_bytes: 5,
             published_unix_ms: published,
             published_by: "ada".into(),
+            engine: "rvm".into(),
+            engine_reason: "proved".into(),
         }
     }
 
@@ -238,6 +240,8 @@ mod tests {
             last_seen_unix_ms: 42,
             heartbeat_interval_ms: 10_000,
             reported_by: "proxy".into(),
+            engine: "interpreter".into(),
+            engine_reason: "no proof".into(),
         }
     }
 

@@ -7,7 +7,7 @@ use super::backoff::Backoff;
 use super::cache::BundleCache;
 use super::{ControlPlaneLink, MAX_MESSAGE};
 use airlock_bundle::BundleVerifier;
-use airlock_policy::{CompiledPolicy, PolicyStore};
+use airlock_policy::{CompiledPolicy, EngineChoice, PolicyStore};
 use airlock_proto::v1::bundle_service_client::BundleServiceClient;
 use airlock_proto::v1::{BundleServiceWatchRequest, BundleServiceWatchResponse};
 use bytes::Bytes;
@@ -21,6 +21,8 @@ use tokio::sync::watch;
 pub struct NodeState {
     /// The revision it serves, `None` before the first good bundle.
     pub active_revision: Option<String>,
+    /// The Rego engine evaluating it, and why.
+    pub engine: Option<EngineChoice>,
     /// Why the last delivered bundle was refused, cleared by the next good one.
     pub last_error: Option<String>,
 }
@@ -59,6 +61,7 @@ impl BundleFollower {
     ) -> BundleFollower {
         let state = NodeState {
             active_revision: store.revision(),
+            engine: store.current().map(|p| p.engine().clone()),
             last_error: None,
         };
         BundleFollower {
@@ -184,20 +187,22 @@ impl BundleFollower {
         let revision = tokio::task::spawn_blocking(move || {
             let verified = verifier.verify(&archive).map_err(|e| e.to_string())?;
             let policy = CompiledPolicy::compile(&verified.bundle).map_err(|e| e.to_string())?;
-            let revision = policy.revision().to_owned();
+            let installed = (policy.revision().to_owned(), policy.engine().clone());
             store.install(policy);
             if let Some(cache) = cache {
                 if let Err(e) = cache.store(&archive) {
                     tracing::warn!(path = %cache.path().display(), error = %e, "cannot write the bundle cache; serving on without it");
                 }
             }
-            Ok::<_, Rejection>(revision)
+            Ok::<_, Rejection>(installed)
         })
         .await
         .map_err(|e| format!("the install task failed: {e}"))??;
+        let (revision, engine) = revision;
         self.installed_digest = Some(digest);
         self.state.send_replace(NodeState {
             active_revision: Some(revision.clone()),
+            engine: Some(engine),
             last_error: None,
         });
         Ok(Some(revision))

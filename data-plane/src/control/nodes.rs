@@ -77,6 +77,12 @@ impl NodeReporter {
                 last_error: state.last_error.unwrap_or_default(),
                 heartbeat_interval_ms: u64::try_from(self.heartbeat.as_millis())
                     .unwrap_or(u64::MAX),
+                engine: state
+                    .engine
+                    .as_ref()
+                    .map(|e| e.backend.as_str().to_owned())
+                    .unwrap_or_default(),
+                engine_reason: state.engine.map(|e| e.reason).unwrap_or_default(),
             }));
         client
             .report(request)
