@@ -243,13 +243,13 @@ async fn next_frame(
     frame.map_err(|_| {
         ProxyError::BodyTimeout(if idle_until < deadline {
             format!(
-                "nothing arrived for {} s (limits.body_idle_timeout_s)",
-                timeouts.idle.as_secs()
+                "nothing arrived for {:?} (limits.body_idle_timeout_s)",
+                timeouts.idle
             )
         } else {
             format!(
-                "incomplete after {} s (limits.body_timeout_s)",
-                timeouts.total.as_secs()
+                "incomplete after {:?} (limits.body_timeout_s)",
+                timeouts.total
             )
         })
     })
@@ -281,6 +281,84 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use tokio::io::AsyncWriteExt;
+
+    /// Serves one connection whose handler reads the body with `timeouts`, feeds it
+    /// `pieces` (a pause before each), and returns what `read_body` said.
+    async fn read_with(
+        timeouts: BodyTimeouts,
+        pieces: &[(u64, &'static str)],
+    ) -> Result<Bytes, ProxyError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let read = read_body(body, &parts.headers, 1 << 20, timeouts).await;
+                    let _ = tx.map(|tx| tx.send(read));
+                    Ok::<_, Infallible>(json_response(StatusCode::OK, &json!({})))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let length: usize = pieces.iter().map(|(_, p)| p.len()).sum();
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+        client.write_all(head.as_bytes()).await.unwrap();
+        let pieces = pieces.to_vec();
+        let feeding = tokio::spawn(async move {
+            for (pause_ms, piece) in pieces {
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                if client.write_all(piece.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the connection open (a stall, not a hang-up).
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let read = rx.await.unwrap();
+        feeding.abort();
+        read
+    }
+
+    const TIMEOUTS: BodyTimeouts = BodyTimeouts {
+        idle: Duration::from_millis(300),
+        total: Duration::from_millis(900),
+    };
+
+    #[tokio::test]
+    async fn a_body_within_both_timeouts_is_read_whole() {
+        let read = read_with(TIMEOUTS, &[(0, "{\"a\":"), (100, "1"), (100, "}")]).await;
+        assert_eq!(read.unwrap(), Bytes::from_static(b"{\"a\":1}"));
+    }
+
+    #[tokio::test]
+    async fn a_pause_past_the_idle_timeout_is_refused() {
+        let read = read_with(TIMEOUTS, &[(0, "{\"a\":"), (600, "1}")]).await;
+        let err = read.unwrap_err();
+        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(err.to_string().contains("body_idle_timeout_s"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_trickle_that_never_pauses_long_is_refused_at_the_total() {
+        let trickle: Vec<(u64, &str)> = std::iter::repeat((150, " ")).take(20).collect();
+        let started = std::time::Instant::now();
+        let err = read_with(TIMEOUTS, &trickle).await.unwrap_err();
+        assert!(err.to_string().contains("body_timeout_s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn origin_is_checked_only_when_present() {
