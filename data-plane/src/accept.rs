@@ -349,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_trickle_that_never_pauses_long_is_refused_at_the_total() {
-        let trickle: Vec<(u64, &str)> = std::iter::repeat((150, " ")).take(20).collect();
+        let trickle: Vec<(u64, &str)> = std::iter::repeat_n((150, " "), 20).collect();
         let started = std::time::Instant::now();
         let err = read_with(TIMEOUTS, &trickle).await.unwrap_err();
         assert!(err.to_string().contains("body_timeout_s"), "{err}");
