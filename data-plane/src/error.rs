@@ -63,7 +63,8 @@ pub mod codes {
 /// `airlock_limit_refusals_total`, and `data.limit` of a 429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
-    /// `limits.header_timeout_s`: the request head did not arrive in time.
+    /// `limits.header_timeout_s`: the request head did not arrive in time (idle
+    /// keep-alive connections closed by the same timer count here too).
     HeaderTimeout,
     /// `limits.body_idle_timeout_s` / `limits.body_timeout_s`.
     BodyTimeout,
