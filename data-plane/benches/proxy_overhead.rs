@@ -241,6 +241,7 @@ fn decide_only(store: &airlock_policy::PolicyStore) {
         session: SessionInput::default(),
         time: TimeInput::default(),
         listing: false,
+        limits: None,
     };
     let mut latencies: Vec<Duration> = (0..REQUESTS)
         .map(|_| {

@@ -62,6 +62,7 @@ fn input() -> PolicyInput {
             unix_ms: 1_764_000_000_000,
         },
         listing: false,
+        limits: None,
     }
 }
 

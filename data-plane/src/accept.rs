@@ -1,8 +1,16 @@
 //! Stage 1, accept: the HTTP server, routing (`/mcp/{server}`, `/healthz`,
 //! `/readyz`, `/metrics`), the `Origin` check and the bounded body read.
+//!
+//! What a client that has not authenticated can hold here is bounded twice: in
+//! time, by `limits.header_timeout_s` (hyper closes a connection whose request head
+//! is incomplete, or that sits idle, that long), and in number, by
+//! `limits.max_unauthenticated_per_source` (a connection counts against its source
+//! address until a request on it authenticates; see `limits`). The body is read
+//! only after authentication (`mcp`), with an idle-gap and a total timeout.
 
 use crate::ctx::Shared;
-use crate::error::ProxyError;
+use crate::error::{Limit, ProxyError};
+use crate::limits::{BodyTimeouts, PendingConnection};
 use crate::mcp;
 use crate::respond::{json_response, ProxyResponse};
 use bytes::{Bytes, BytesMut};
@@ -18,25 +26,28 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 /// Serves connections until `shutdown` resolves, then lets in-flight requests run
-/// for at most `grace`.
+/// for at most `grace`. `header_timeout` bounds each request head and each idle
+/// spell between requests.
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    header_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(header_timeout);
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -45,16 +56,28 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(pending) = shared.limiter.connection(peer.ip()) else {
+            // Closed at once: nothing read, nothing answered, no task spawned.
+            shared.metrics.refused(Limit::SourceConnections);
+            tracing::debug!(%peer, "too many unauthenticated connections from this address; closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
+        let pending = Arc::new(pending);
+        let service_shared = Arc::clone(&shared);
         let service = service_fn(move |request| {
-            let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(route(request, shared).await) }
+            let shared = Arc::clone(&service_shared);
+            let pending = Arc::clone(&pending);
+            async move { Ok::<_, Infallible>(route(request, shared, &pending).await) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let watched = graceful.watch(connection);
+        let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             if let Err(err) = watched.await {
+                if err.is_timeout() {
+                    shared.metrics.refused(Limit::HeaderTimeout);
+                }
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });
@@ -72,7 +95,11 @@ pub(crate) async fn serve(
     }
 }
 
-async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse {
+async fn route(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+    pending: &PendingConnection,
+) -> ProxyResponse {
     let path = request.uri().path();
     if path == "/healthz" {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
@@ -95,12 +122,8 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
     }
     match path.strip_prefix("/mcp/") {
         Some(server) if !server.is_empty() && !server.contains('/') => {
-            // Shed load before any work: a full proxy answers 503 at once.
-            let Ok(_permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
-                return ProxyError::Overloaded.into_response(None);
-            };
             let server = server.to_owned();
-            mcp::handle(request, shared, server).await
+            mcp::handle(request, shared, server, pending).await
         }
         _ => ProxyError::NotFound.into_response(None),
     }
@@ -181,11 +204,14 @@ fn is_loopback_self(headers: &HeaderMap, origin: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` (never buffering more).
+/// Reads the body, refusing it as soon as it passes `limit` (never buffering more)
+/// or stalls past `timeouts` (dropping it then closes the connection: hyper does
+/// not reuse a connection whose body was left unread).
 pub(crate) async fn read_body(
     mut body: Incoming,
     headers: &HeaderMap,
     limit: usize,
+    timeouts: BodyTimeouts,
 ) -> Result<Bytes, ProxyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -196,7 +222,8 @@ pub(crate) async fn read_body(
         return Err(ProxyError::BodyTooLarge(limit));
     }
     let mut buffer = BytesMut::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
-    while let Some(frame) = body.frame().await {
+    let deadline = Instant::now() + timeouts.total;
+    while let Some(frame) = next_frame(&mut body, deadline, timeouts).await? {
         let frame = frame.map_err(|e| ProxyError::BodyRead(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
             if buffer.len() + data.len() > limit {
@@ -207,6 +234,30 @@ pub(crate) async fn read_body(
         }
     }
     Ok(buffer.freeze())
+}
+
+/// The next frame, unless the client pauses longer than `timeouts.idle` or the
+/// body's `deadline` passes first.
+async fn next_frame(
+    body: &mut Incoming,
+    deadline: Instant,
+    timeouts: BodyTimeouts,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, ProxyError> {
+    let idle_until = Instant::now() + timeouts.idle;
+    let frame = tokio::time::timeout_at(idle_until.min(deadline), body.frame()).await;
+    frame.map_err(|_| {
+        ProxyError::BodyTimeout(if idle_until < deadline {
+            format!(
+                "nothing arrived for {:?} (limits.body_idle_timeout_s)",
+                timeouts.idle
+            )
+        } else {
+            format!(
+                "incomplete after {:?} (limits.body_timeout_s)",
+                timeouts.total
+            )
+        })
+    })
 }
 
 /// Reads and discards what is left of a refused body (bounded in bytes and time), so
@@ -235,6 +286,84 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use tokio::io::AsyncWriteExt;
+
+    /// Serves one connection whose handler reads the body with `timeouts`, feeds it
+    /// `pieces` (a pause before each), and returns what `read_body` said.
+    async fn read_with(
+        timeouts: BodyTimeouts,
+        pieces: &[(u64, &'static str)],
+    ) -> Result<Bytes, ProxyError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let read = read_body(body, &parts.headers, 1 << 20, timeouts).await;
+                    let _ = tx.map(|tx| tx.send(read));
+                    Ok::<_, Infallible>(json_response(StatusCode::OK, &json!({})))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let length: usize = pieces.iter().map(|(_, p)| p.len()).sum();
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+        client.write_all(head.as_bytes()).await.unwrap();
+        let pieces = pieces.to_vec();
+        let feeding = tokio::spawn(async move {
+            for (pause_ms, piece) in pieces {
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                if client.write_all(piece.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the connection open (a stall, not a hang-up).
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let read = rx.await.unwrap();
+        feeding.abort();
+        read
+    }
+
+    const TIMEOUTS: BodyTimeouts = BodyTimeouts {
+        idle: Duration::from_millis(300),
+        total: Duration::from_millis(900),
+    };
+
+    #[tokio::test]
+    async fn a_body_within_both_timeouts_is_read_whole() {
+        let read = read_with(TIMEOUTS, &[(0, "{\"a\":"), (100, "1"), (100, "}")]).await;
+        assert_eq!(read.unwrap(), Bytes::from_static(b"{\"a\":1}"));
+    }
+
+    #[tokio::test]
+    async fn a_pause_past_the_idle_timeout_is_refused() {
+        let read = read_with(TIMEOUTS, &[(0, "{\"a\":"), (600, "1}")]).await;
+        let err = read.unwrap_err();
+        assert_eq!(err.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(err.to_string().contains("body_idle_timeout_s"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_trickle_that_never_pauses_long_is_refused_at_the_total() {
+        let trickle: Vec<(u64, &str)> = std::iter::repeat_n((150, " "), 20).collect();
+        let started = std::time::Instant::now();
+        let err = read_with(TIMEOUTS, &trickle).await.unwrap_err();
+        assert!(err.to_string().contains("body_timeout_s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2000),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn origin_is_checked_only_when_present() {

@@ -4,12 +4,16 @@
 
 mod api_keys;
 mod audit;
+mod exposure;
 mod jwt;
+mod limits;
 mod outbound;
 mod telemetry;
 
 pub use self::audit::{AuditConfig, OnFull};
+pub use self::exposure::ConfigWarning;
 pub use self::jwt::{JwksSource, JwtIssuerConfig};
+pub use self::limits::{LimitsConfig, RateLimit};
 pub use airlock_telemetry::TelemetryConfig;
 use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
@@ -88,6 +92,8 @@ struct RawConfig {
     approvals: Option<RawApprovals>,
     #[serde(default)]
     telemetry: airlock_telemetry::RawTelemetry,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +242,11 @@ pub struct ProxyConfig {
     pub approvals: ApprovalsConfig,
     /// Span export and trace propagation (`[telemetry]`).
     pub telemetry: TelemetryConfig,
+    /// Timeouts, concurrency caps and rate limits (`[limits]`).
+    pub limits: LimitsConfig,
+    /// What is worth a warning about the file itself (logged when the proxy starts,
+    /// once logging is set up).
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// How held calls wait (`[approvals]`).
@@ -289,7 +300,9 @@ impl ProxyConfig {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml_str(&text, path)
+        let mut config = Self::from_toml_str(&text, path)?;
+        config.warnings.extend(exposure::check(path, &text));
+        Ok(config)
     }
 
     /// Validates TOML text; `origin` names the file in errors and anchors relative paths.
@@ -363,6 +376,8 @@ impl Validator<'_> {
             audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,
             telemetry: self.telemetry(raw.telemetry)?,
+            limits: self.limits(raw.limits, s.max_concurrent_requests)?,
+            warnings: Vec::new(),
         })
     }
 

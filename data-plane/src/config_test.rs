@@ -317,3 +317,81 @@ fn outbound_ca_files_are_read_at_start_up_and_a_bad_one_is_named() {
         assert!(err.contains("hint"), "{err}");
     }
 }
+
+#[test]
+fn limits_default_to_timeouts_and_a_quarter_of_the_proxy_per_identity() {
+    let config = parse(VALID).unwrap();
+    assert_eq!(config.limits, LimitsConfig::defaults(1024));
+    assert_eq!(config.limits.max_concurrent_per_identity, 256);
+    assert_eq!(config.limits.body_idle_timeout, Duration::from_secs(5));
+    assert!(config.limits.rate.is_none() && config.limits.tools.is_empty());
+}
+
+#[test]
+fn a_limits_table_becomes_typed_rates() {
+    let text = format!(
+        "{VALID}\n[limits]\nbody_idle_timeout_s = 2\nbody_timeout_s = 9\nmax_concurrent_per_identity = 8\n\
+         [limits.rate]\nper_minute = 600\nburst = 50\n[limits.tools.query]\nper_minute = 30\n"
+    );
+    let limits = parse(&text).unwrap().limits;
+    assert_eq!(limits.body_idle_timeout, Duration::from_secs(2));
+    assert_eq!(limits.body_timeout, Duration::from_secs(9));
+    assert_eq!(limits.max_concurrent_per_identity, 8);
+    let rate = limits.rate.unwrap();
+    assert_eq!((rate.per_minute.get(), rate.burst.get()), (600, 50));
+    let query = limits.tools["query"];
+    assert_eq!((query.per_minute.get(), query.burst.get()), (30, 30));
+}
+
+#[test]
+fn bad_limits_name_their_key() {
+    let cases = [
+        ("[limits]\nheader_timeout_s = 0", "limits.header_timeout_s"),
+        (
+            "[limits]\nbody_idle_timeout_s = 0",
+            "limits.body_idle_timeout_s",
+        ),
+        (
+            "[limits]\nbody_idle_timeout_s = 10\nbody_timeout_s = 5",
+            "limits.body_timeout_s",
+        ),
+        (
+            "[limits]\nmax_concurrent_per_identity = 2000",
+            "limits.max_concurrent_per_identity",
+        ),
+        (
+            "[limits]\nmax_concurrent_per_identity = 0",
+            "limits.max_concurrent_per_identity",
+        ),
+        (
+            "[limits]\nmax_unauthenticated_per_source = 0",
+            "limits.max_unauthenticated_per_source",
+        ),
+        ("[limits.rate]\nper_minute = 0", "limits.rate.per_minute"),
+        (
+            "[limits.tools.query]\nper_minute = 5\nburst = 0",
+            "limits.tools.query.burst",
+        ),
+        ("[limits.tools.\"\"]\nper_minute = 5", "limits.tools"),
+    ];
+    for (table, key) in cases {
+        let err = parse(&format!("{VALID}\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("key `{key}`")),
+            "expected `{key}` in: {err}"
+        );
+        assert!(err.contains("hint"), "expected a hint in: {err}");
+    }
+    // Unknown keys are refused by name too.
+    for (table, key) in [
+        ("[limits]\nbody_timeout = 5", "body_timeout"),
+        ("[limits.rate]\nper_second = 5", "per_second"),
+    ] {
+        let err = parse(&format!("{VALID}\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+}

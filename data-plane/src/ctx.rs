@@ -7,7 +7,7 @@ use crate::protocol::Revision;
 use crate::session::{CallCounter, SessionSeal};
 use crate::upstream::http::HttpClient;
 use crate::upstream::Upstream;
-use airlock_policy::{IdentityInput, PolicyStore};
+use airlock_policy::{IdentityInput, LimitsInput, PolicyStore};
 use http::HeaderValue;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) allowed_origins: Vec<String>,
     /// Permits for MCP requests in progress (load shedding).
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Per-identity and per-source caps, rate buckets, body timeouts (`[limits]`).
+    pub(crate) limiter: Arc<crate::limits::Limiter>,
     /// The record stage: audit events, their backlog and sink.
     pub(crate) recorder: crate::record::Recorder,
     /// Prometheus counters (`/metrics`).
@@ -56,6 +58,8 @@ pub(crate) struct RequestCtx {
     pub(crate) client_session: Option<String>,
     /// The upstream's session id behind it.
     pub(crate) upstream_session: Option<String>,
+    /// The identity's budgets when the request was admitted (`input.limits`).
+    pub(crate) budgets: LimitsInput,
     pub(crate) span: Span,
 }
 

@@ -6,18 +6,30 @@ use crate::ctx::RequestCtx;
 use crate::decode::Message;
 use crate::error::codes;
 use airlock_policy::{
-    Decision, Direction, Evaluation, IdentityInput, MessageInput, PolicyInput, ServerInput,
-    SessionInput, TimeInput, ToolInput, Verdict,
+    Decision, Direction, Evaluation, IdentityInput, LimitsInput, MessageInput, PolicyInput,
+    RateInput, ServerInput, SessionInput, TimeInput, ToolInput, Verdict,
 };
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::Empty;
 
-/// Decides one message travelling in `direction`.
+/// Decides one message travelling in `direction`, with the request's budgets as
+/// `input.limits`.
+pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) -> Evaluation {
+    decide_with(ctx, message, direction, None)
+}
+
+/// Decides one message; `tool_budget` is its tool's rate budget when it is a
+/// `tools/call` of a limited tool (`input.limits.tool`).
 ///
 /// In a `decide` span (debug, child of the request's `mcp` span) with the verdict,
 /// the bundle revision and the number of reasons.
-pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) -> Evaluation {
+pub(crate) fn decide_with(
+    ctx: &RequestCtx,
+    message: &Message,
+    direction: Direction,
+    tool_budget: Option<RateInput>,
+) -> Evaluation {
     let span = tracing::debug_span!(
         parent: &ctx.span,
         "decide",
@@ -40,6 +52,10 @@ pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) 
         },
         message,
         direction,
+        Some(LimitsInput {
+            tool: tool_budget,
+            ..ctx.budgets.clone()
+        }),
     );
     let evaluation = ctx.shared.store.decide(&input);
     span.record("verdict", evaluation.decision.verdict.as_str());
@@ -58,6 +74,7 @@ pub(crate) fn message_input(
     session: SessionInput,
     message: &Message,
     direction: Direction,
+    limits: Option<LimitsInput>,
 ) -> PolicyInput {
     let params = message.params();
     let tool = match (message.method(), direction) {
@@ -84,6 +101,7 @@ pub(crate) fn message_input(
         session,
         time: now(),
         listing: false,
+        limits,
     }
 }
 
@@ -114,6 +132,7 @@ pub(crate) fn listing_input(
         },
         time: now(),
         listing: true,
+        limits: None,
     }
 }
 

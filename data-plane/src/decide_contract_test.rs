@@ -85,7 +85,26 @@ fn every_input_the_proxy_builds_validates_against_the_schema() {
                     id: "abc.def".into(),
                     calls: 3,
                 };
-                let input = message_input(identity(claims), server(), session, &message, direction);
+                let limits = claims.then(|| airlock_policy::LimitsInput {
+                    concurrent: airlock_policy::ConcurrencyInput {
+                        limit: 8,
+                        in_use: 2,
+                    },
+                    rate: Some(airlock_policy::RateInput {
+                        per_minute: 60,
+                        burst: 10,
+                        remaining: 9,
+                    }),
+                    tool: None,
+                });
+                let input = message_input(
+                    identity(claims),
+                    server(),
+                    session,
+                    &message,
+                    direction,
+                    limits,
+                );
                 let doc = serde_json::to_value(&input).unwrap();
                 let errors: Vec<String> = validator
                     .iter_errors(&doc)

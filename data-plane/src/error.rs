@@ -50,6 +50,60 @@ pub mod codes {
     pub const APPROVAL_PENDING: i64 = -32013;
     /// The control plane could not be reached to obtain the approval.
     pub const APPROVAL_UNAVAILABLE: i64 = -32014;
+    /// The request body did not arrive in time (`limits.body_idle_timeout_s`,
+    /// `limits.body_timeout_s`); HTTP 408.
+    pub const REQUEST_TIMEOUT: i64 = -32015;
+    /// A limit of the caller's identity was reached: requests in progress, the
+    /// request rate or a tool's rate (`data.limit`, `data.retry_after_s`); HTTP 429
+    /// with `Retry-After`.
+    pub const TOO_MANY_REQUESTS: i64 = -32016;
+}
+
+/// Which limit refused a request or closed a connection (the `limit` label of
+/// `airlock_limit_refusals_total`, and `data.limit` of a 429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.header_timeout_s`: the request head did not arrive in time (idle
+    /// keep-alive connections closed by the same timer count here too).
+    HeaderTimeout,
+    /// `limits.body_idle_timeout_s` / `limits.body_timeout_s`.
+    BodyTimeout,
+    /// `limits.max_unauthenticated_per_source`: the connection was closed at once.
+    SourceConnections,
+    /// `limits.max_concurrent_per_identity`.
+    IdentityConcurrency,
+    /// `[limits.rate]`.
+    IdentityRate,
+    /// `[limits.tools.NAME]`.
+    ToolRate,
+    /// `server.max_concurrent_requests` (HTTP 503).
+    ProxyConcurrency,
+}
+
+impl Limit {
+    /// Every limit, in the order `/metrics` lists them.
+    pub const ALL: [Limit; 7] = [
+        Limit::HeaderTimeout,
+        Limit::BodyTimeout,
+        Limit::SourceConnections,
+        Limit::IdentityConcurrency,
+        Limit::IdentityRate,
+        Limit::ToolRate,
+        Limit::ProxyConcurrency,
+    ];
+
+    /// The name on the wire and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::HeaderTimeout => "header_timeout",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::SourceConnections => "source_connections",
+            Limit::IdentityConcurrency => "identity_concurrency",
+            Limit::IdentityRate => "identity_rate",
+            Limit::ToolRate => "tool_rate",
+            Limit::ProxyConcurrency => "proxy_concurrency",
+        }
+    }
 }
 
 /// A data-plane failure.
@@ -99,6 +153,19 @@ pub enum ProxyError {
     /// The body could not be read from the client.
     #[error("cannot read the request body: {0}")]
     BodyRead(String),
+    /// The body stalled or took too long (`[limits]` body timeouts).
+    #[error("the request body did not arrive in time ({0}); send the whole body at once, without pauses")]
+    BodyTimeout(String),
+    /// A limit of the caller's identity (`[limits]`): answered 429 with `Retry-After`.
+    #[error("{message}")]
+    Limited {
+        /// Which limit.
+        limit: Limit,
+        /// What was exceeded and what to do, e.g. "... retry after 3 s".
+        message: String,
+        /// When a retry may succeed (at least one second on the wire).
+        retry_after: Duration,
+    },
     /// Strict decoding refused the body.
     #[error("{message}")]
     Decode {
@@ -167,6 +234,8 @@ impl ProxyError {
             }
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BodyRead(_)
             | ProxyError::Decode { .. }
             | ProxyError::BatchNotAllowed(_)
@@ -197,6 +266,8 @@ impl ProxyError {
             ProxyError::SessionNotFound => codes::SESSION_NOT_FOUND,
             ProxyError::BodyTooLarge(_) => codes::PAYLOAD_TOO_LARGE,
             ProxyError::BodyRead(_) => codes::PARSE_ERROR,
+            ProxyError::BodyTimeout(_) => codes::REQUEST_TIMEOUT,
+            ProxyError::Limited { .. } => codes::TOO_MANY_REQUESTS,
             ProxyError::Decode { code, .. } | ProxyError::Refused { code, .. } => *code,
             ProxyError::BatchNotAllowed(_)
             | ProxyError::Header(_)
@@ -224,23 +295,57 @@ impl ProxyError {
                 | ProxyError::AuditUnavailable(_)
                 | ProxyError::UpstreamTimeout { .. }
                 | ProxyError::BodyRead(_)
+                | ProxyError::BodyTimeout(_)
+                | ProxyError::Limited { .. }
         )
     }
 
     /// The JSON-RPC error object (`{"code", "message", "data"?}`).
     pub fn jsonrpc_error(&self) -> Value {
         let mut error = json!({"code": self.jsonrpc_code(), "message": self.to_string()});
-        if let ProxyError::Refused { data, .. } = self {
-            error["data"] = data.clone();
+        match self {
+            ProxyError::Refused { data, .. } => error["data"] = data.clone(),
+            ProxyError::Limited { limit, .. } => {
+                error["data"] =
+                    json!({"limit": limit.as_str(), "retry_after_s": self.retry_after_s()});
+            }
+            _ => {}
         }
         error
     }
 
-    /// The HTTP response: status, JSON-RPC error body (`id` when known), and
-    /// `WWW-Authenticate` on 401.
+    /// The limit behind this error (`airlock_limit_refusals_total`), if any.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            ProxyError::Limited { limit, .. } => Some(*limit),
+            ProxyError::BodyTimeout(_) => Some(Limit::BodyTimeout),
+            ProxyError::Overloaded => Some(Limit::ProxyConcurrency),
+            _ => None,
+        }
+    }
+
+    /// Whole seconds until a refused request may be sent again (`Retry-After`);
+    /// `None` for errors that do not say.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            // Rounded up: a client that waits the advertised time must find a token.
+            ProxyError::Limited { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        }
+    }
+
+    /// The HTTP response: status, JSON-RPC error body (`id` when known),
+    /// `WWW-Authenticate` on 401 and `Retry-After` on 429.
     pub(crate) fn into_response(self, id: Option<Value>) -> ProxyResponse {
         let body = json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "error": self.jsonrpc_error()});
         let mut response = json_response(self.status(), &body);
+        if let Some(seconds) = self.retry_after_s() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
             // RFC 6750: a token that was presented and refused is `invalid_token`.
             let challenge = if matches!(self, ProxyError::InvalidToken(_)) {
@@ -273,6 +378,17 @@ mod tests {
             (ProxyError::SessionNotFound, 404, codes::SESSION_NOT_FOUND),
             (ProxyError::BodyTooLarge(10), 413, codes::PAYLOAD_TOO_LARGE),
             (
+                ProxyError::BodyTimeout("idle for 5 s".into()),
+                408,
+                codes::REQUEST_TIMEOUT,
+            ),
+            (
+                limited(Limit::IdentityRate, 2500),
+                429,
+                codes::TOO_MANY_REQUESTS,
+            ),
+            (ProxyError::Overloaded, 503, codes::OVERLOADED),
+            (
                 ProxyError::BatchNotAllowed("2025-06-18".into()),
                 400,
                 codes::INVALID_REQUEST,
@@ -301,6 +417,34 @@ mod tests {
         .is_retryable());
         assert!(!ProxyError::SessionNotFound.is_retryable());
         assert!(!ProxyError::Unauthorized("x").is_retryable());
+    }
+
+    fn limited(limit: Limit, retry_after_ms: u64) -> ProxyError {
+        ProxyError::Limited {
+            limit,
+            message: "over".into(),
+            retry_after: Duration::from_millis(retry_after_ms),
+        }
+    }
+
+    #[test]
+    fn a_429_says_which_limit_and_when_to_retry_rounded_up() {
+        let cases = [
+            (Limit::ToolRate, 2500, 3),
+            (Limit::IdentityConcurrency, 0, 1),
+        ];
+        for (limit, after_ms, seconds) in cases {
+            let error = limited(limit, after_ms);
+            assert!(error.is_retryable());
+            let data = &error.jsonrpc_error()["data"];
+            assert_eq!(data["limit"], limit.as_str());
+            assert_eq!(data["retry_after_s"], seconds);
+            let response = error.into_response(Some(json!(7)));
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[header::RETRY_AFTER], seconds.to_string());
+        }
+        let other = ProxyError::BodyTimeout("idle".into()).into_response(None);
+        assert!(other.headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

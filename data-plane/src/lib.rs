@@ -25,6 +25,7 @@ pub mod decode;
 pub mod error;
 mod forward;
 mod hold;
+mod limits;
 pub mod mask;
 mod mcp;
 mod metrics;
@@ -36,7 +37,7 @@ mod sse;
 mod upstream;
 
 pub use authenticate::Identity;
-pub use config::{ConfigError, ProxyConfig};
+pub use config::{ConfigError, ConfigWarning, ProxyConfig};
 pub use error::{codes, ProxyError};
 
 use crate::authenticate::Authenticator;
@@ -62,6 +63,7 @@ pub struct Proxy {
     shared: Arc<Shared>,
     store: Arc<PolicyStore>,
     shutdown_grace: Duration,
+    header_timeout: Duration,
     // Keeps the policy current while the proxy lives.
     _source: PolicySource,
 }
@@ -89,6 +91,9 @@ impl Proxy {
     /// Loads and watches the policy directory, or connects to the control plane
     /// (serving the cached bundle meanwhile, if any), and binds the listener.
     pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
         let store = Arc::new(PolicyStore::new(config.eval_timeout));
         let (source, control) = policy_source(&config, &store).await?;
         let listener =
@@ -137,6 +142,7 @@ impl Proxy {
             max_response_bytes: config.max_body_bytes.saturating_mul(4),
             allowed_origins: config.allowed_origins.clone(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
+            limiter: Arc::new(limits::Limiter::new(&config.limits)),
             recorder: record::Recorder::start(&config.audit, control.clone())?,
             metrics: metrics::Metrics::default(),
             approvals: control
@@ -145,12 +151,14 @@ impl Proxy {
             control,
             trace_context: config.telemetry.enabled(),
         });
+        limits::Limiter::forget_idle_buckets(&shared.limiter);
         Ok(Proxy {
             listener,
             local_addr,
             shared,
             store,
             shutdown_grace: config.shutdown_grace,
+            header_timeout: config.limits.header_timeout,
             _source: source,
         })
     }
@@ -178,7 +186,14 @@ impl Proxy {
     ) -> Result<(), ProxyError> {
         let _source = self._source;
         let shared = Arc::clone(&self.shared);
-        accept::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await;
+        accept::serve(
+            self.listener,
+            self.shared,
+            shutdown,
+            self.shutdown_grace,
+            self.header_timeout,
+        )
+        .await;
         // Events of the last requests may still be on their way to the sink.
         shared.recorder.drain(self.shutdown_grace).await;
         Ok(())

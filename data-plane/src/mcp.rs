@@ -2,12 +2,15 @@
 //! `RequestCtx`.
 //!
 //! ```text
-//! accept (route, Origin) → authenticate → session (unseal) → read body (bounded)
-//!   → decode (strict) → protocol rules → admit (audit backlog) → decide + record
-//!   (every message) → hold (approval) → forward → respond (+ mask, record)
+//! accept (route, Origin) → authenticate → limits (identity slot and rate, then the
+//!   proxy's permit) → session (unseal) → read body (bounded, timed) → decode
+//!   (strict) → protocol rules → admit (audit backlog) → tool rates → decide +
+//!   record (every message) → hold (approval) → forward → respond (+ mask, record)
 //! ```
 //! Origin comes before authentication so a rebinding page learns nothing about keys;
-//! the session is unsealed before the body is read so a hijack costs no parsing;
+//! identity limits come right after it, before any permit or body is held (see
+//! `limits` for why); the session is unsealed before the body is read so a hijack
+//! costs no parsing; tool rates are taken once the call is known to be recordable;
 //! every message is decided before a single byte goes upstream (promise 1 and 2).
 //!
 //! Spans: one `mcp` (info) per request; each stage a `debug` child of it
@@ -18,17 +21,18 @@
 use crate::accept::{check_origin, read_body};
 use crate::control::approvals::ApprovalClient;
 use crate::ctx::{RequestCtx, Shared};
-use crate::decide::{decide, error_response, refusal};
+use crate::decide::{decide_with, error_response, refusal};
 use crate::decode::{decode, Payload};
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
 use crate::hold::{hold, Held};
+use crate::limits::PendingConnection;
 use crate::protocol::{
     check_content_headers, check_request, Revision, PROTOCOL_VERSION, SESSION_ID,
 };
 use crate::record::AuditEvent;
 use crate::respond::{json_response, respond, Call, Exchange, ProxyResponse};
-use airlock_policy::{Direction, Evaluation, IdentityInput, Verdict};
+use airlock_policy::{Direction, Evaluation, IdentityInput, RateInput, Verdict};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -51,10 +55,12 @@ impl From<ProxyError> for Failure {
 }
 
 /// Runs one MCP request; never fails (errors become JSON-RPC error responses).
+/// `pending` is the connection's place among its address's unauthenticated ones.
 pub(crate) async fn handle(
     request: Request<Incoming>,
     shared: Arc<Shared>,
     server: String,
+    pending: &PendingConnection,
 ) -> ProxyResponse {
     let started = Instant::now();
     let span = tracing::info_span!(
@@ -71,11 +77,15 @@ pub(crate) async fn handle(
     if shared.trace_context {
         airlock_telemetry::propagate::adopt_remote_parent(&span, request.headers());
     }
-    let response = match run(request, shared, &server, span.clone()).await {
+    let metrics = Arc::clone(&shared);
+    let response = match run(request, shared, &server, pending, span.clone()).await {
         Ok(response) => response,
         Err(failure) => {
             let error = failure.error;
             tracing::debug!(parent: &span, error = %error, "request refused");
+            if let Some(limit) = error.limit() {
+                metrics.metrics.refused(limit);
+            }
             error.into_response(failure.id)
         }
     };
@@ -89,6 +99,7 @@ async fn run(
     request: Request<Incoming>,
     shared: Arc<Shared>,
     server: &str,
+    pending: &PendingConnection,
     span: tracing::Span,
 ) -> Result<ProxyResponse, Failure> {
     let upstream = shared
@@ -107,6 +118,12 @@ async fn run(
         .instrument(tracing::debug_span!(parent: &span, "authenticate"))
         .await?;
     span.record("subject", identity.subject.as_str());
+    pending.authenticated();
+    // Held until the response head is sent (as the proxy's permit).
+    let admission = shared.limiter.admit(&identity.subject)?;
+    let Ok(_permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+        return Err(ProxyError::Overloaded.into());
+    };
     let revision = Revision::from_headers(request.headers())?;
     let client_session = match request.headers().get(SESSION_ID) {
         None => None,
@@ -135,6 +152,7 @@ async fn run(
         revision,
         client_session,
         upstream_session,
+        budgets: admission.budgets.clone(),
         span,
     });
     if method == Method::POST {
@@ -154,7 +172,13 @@ async fn run(
 async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyResponse, Failure> {
     let (parts, body) = request.into_parts();
     check_content_headers(&parts.headers)?;
-    let bytes = read_body(body, &parts.headers, ctx.shared.limits.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        ctx.shared.limits.max_body_bytes,
+        ctx.shared.limiter.body,
+    )
+    .await?;
     let payload = tracing::debug_span!(parent: &ctx.span, "decode", bytes = bytes.len())
         .in_scope(|| decode(&bytes, &ctx.shared.limits))
         .map_err(|e| ProxyError::Decode {
@@ -176,11 +200,15 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
         ctx.shared.metrics.refused_by_audit();
         Failure {
             error,
-            id: single_id,
+            id: single_id.clone(),
         }
     })?;
+    let tool_budgets = tool_budgets(&ctx, &payload).map_err(|error| Failure {
+        error,
+        id: single_id,
+    })?;
 
-    let mut decided = decide_all(&ctx, &payload);
+    let mut decided = decide_all(&ctx, &payload, tool_budgets);
     ctx.span.record("verdict", decided.verdict.as_str());
     let mut approved_by = None;
     if let (Payload::Single(message), Some(held)) = (&payload, decided.held.take()) {
@@ -246,7 +274,29 @@ struct HeldRequest {
     client: Arc<ApprovalClient>,
 }
 
-fn decide_all(ctx: &Arc<RequestCtx>, payload: &Payload) -> Decisions {
+/// A token from each limited tool's bucket, per message (`None` where the message
+/// is not a `tools/call` of a limited tool). A batch over any tool's rate is
+/// refused whole, as a batch with any refusal is.
+fn tool_budgets(ctx: &RequestCtx, payload: &Payload) -> Result<Vec<Option<RateInput>>, ProxyError> {
+    payload
+        .messages()
+        .iter()
+        .map(|message| match (message.method(), message.target_name()) {
+            (Some("tools/call"), Some(tool)) => {
+                ctx.shared
+                    .limiter
+                    .admit_tool(&ctx.identity.subject, &ctx.upstream.name, tool)
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+fn decide_all(
+    ctx: &Arc<RequestCtx>,
+    payload: &Payload,
+    tool_budgets: Vec<Option<RateInput>>,
+) -> Decisions {
     // Only a single request can wait for a human: a notification has no id to answer
     // under, and a batch is refused whole (send the held call on its own).
     let holder = match payload {
@@ -261,8 +311,8 @@ fn decide_all(ctx: &Arc<RequestCtx>, payload: &Payload) -> Decisions {
         verdict: Verdict::Allow,
         held: None,
     };
-    for message in payload.messages() {
-        let evaluation = decide(ctx, message, Direction::ClientToServer);
+    for (message, tool_budget) in payload.messages().iter().zip(tool_budgets) {
+        let evaluation = decide_with(ctx, message, Direction::ClientToServer, tool_budget);
         ctx.shared
             .metrics
             .decided(Direction::ClientToServer, &evaluation);

@@ -7,7 +7,11 @@
 //! - `airlock_audit_dropped_events_total`: audit events dropped on overflow.
 //! - `airlock_audit_refused_calls_total`: calls refused because the backlog was full.
 //! - `airlock_approvals_held`: calls this node holds waiting for reviewers.
+//! - `airlock_limit_refusals_total{limit}`: requests refused and connections closed
+//!   by a limit (`header_timeout`, `body_timeout`, `source_connections`,
+//!   `identity_concurrency`, `identity_rate`, `tool_rate`, `proxy_concurrency`).
 
+use crate::error::Limit;
 use airlock_policy::{Direction, Evaluation, Verdict};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +31,8 @@ pub(crate) struct Metrics {
     latency_sum_us: AtomicU64,
     latency_count: AtomicU64,
     refused_by_audit: AtomicU64,
+    /// Indexed like `Limit::ALL`.
+    refused_by_limit: [AtomicU64; Limit::ALL.len()],
 }
 
 fn verdict_index(verdict: Verdict) -> usize {
@@ -59,6 +65,15 @@ impl Metrics {
     /// Counts a call refused because the audit backlog was full.
     pub(crate) fn refused_by_audit(&self) {
         self.refused_by_audit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused, or a connection closed, by `limit`.
+    pub(crate) fn refused(&self, limit: Limit) {
+        if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
+            if let Some(counter) = self.refused_by_limit.get(i) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The exposition text, with the gauges read now: the audit backlog, events
@@ -101,6 +116,15 @@ impl Metrics {
         let refused = self.refused_by_audit.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP airlock_audit_refused_calls_total Calls refused because the audit backlog was full.\n# TYPE airlock_audit_refused_calls_total counter\nairlock_audit_refused_calls_total {refused}");
         let _ = writeln!(out, "# HELP airlock_approvals_held Calls this node holds waiting for reviewers.\n# TYPE airlock_approvals_held gauge\nairlock_approvals_held {held}");
+        out.push_str("# HELP airlock_limit_refusals_total Requests refused and connections closed by a limit ([limits], server.max_concurrent_requests).\n# TYPE airlock_limit_refusals_total counter\n");
+        for (limit, counter) in Limit::ALL.iter().zip(&self.refused_by_limit) {
+            let _ = writeln!(
+                out,
+                "airlock_limit_refusals_total{{limit=\"{}\"}} {}",
+                limit.as_str(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }
@@ -137,5 +161,26 @@ mod tests {
         );
         assert!(text.contains("airlock_audit_backlog_events 7"), "{text}");
         assert!(text.contains("airlock_approvals_held 3\n"), "{text}");
+    }
+
+    #[test]
+    fn each_limit_has_its_own_counter() {
+        let metrics = Metrics::default();
+        metrics.refused(Limit::ToolRate);
+        metrics.refused(Limit::ToolRate);
+        metrics.refused(Limit::BodyTimeout);
+        let text = metrics.render(0, 0, 0);
+        assert!(
+            text.contains("airlock_limit_refusals_total{limit=\"tool_rate\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("airlock_limit_refusals_total{limit=\"body_timeout\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("airlock_limit_refusals_total{limit=\"identity_rate\"} 0\n"),
+            "{text}"
+        );
     }
 }

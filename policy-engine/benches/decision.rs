@@ -49,6 +49,7 @@ fn call(tool: &str, sql: &str, env: &str) -> PolicyInput {
             unix_ms: 1_764_000_000_000,
         },
         listing: false,
+        limits: None,
     }
 }
 

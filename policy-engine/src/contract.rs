@@ -4,8 +4,8 @@
 //! validates the inputs the proxy builds against this schema.
 
 use crate::{
-    Direction, IdentityInput, MessageInput, PolicyInput, ServerInput, SessionInput, TimeInput,
-    ToolInput,
+    ConcurrencyInput, Direction, IdentityInput, LimitsInput, MessageInput, PolicyInput, RateInput,
+    ServerInput, SessionInput, TimeInput, ToolInput,
 };
 use serde_json::{json, Map, Value};
 
@@ -67,6 +67,18 @@ pub fn example(kind: &str) -> Option<Value> {
             unix_ms: 1_764_000_000_000,
         },
         listing: false,
+        limits: Some(LimitsInput {
+            concurrent: ConcurrencyInput {
+                limit: 64,
+                in_use: 1,
+            },
+            rate: Some(RateInput {
+                per_minute: 600,
+                burst: 60,
+                remaining: 59,
+            }),
+            tool: None,
+        }),
     };
     let input = match kind {
         "tools/call" => {
@@ -80,6 +92,13 @@ pub fn example(kind: &str) -> Option<Value> {
                 name: "execute".into(),
                 arguments,
             });
+            if let Some(limits) = &mut input.limits {
+                limits.tool = Some(RateInput {
+                    per_minute: 30,
+                    burst: 5,
+                    remaining: 4,
+                });
+            }
             input
         }
         "tools/list" => {
@@ -94,6 +113,7 @@ pub fn example(kind: &str) -> Option<Value> {
             });
             input.session.calls = 0;
             input.listing = true;
+            input.limits = None;
             input
         }
         "initialize" => {

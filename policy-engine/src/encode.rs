@@ -5,7 +5,7 @@
 //! shapes are exactly those of `PolicyInput`'s `Serialize` impl (the Rego contract);
 //! a test below holds the two together.
 
-use crate::{Direction, PolicyInput};
+use crate::{Direction, LimitsInput, PolicyInput, RateInput};
 use regorus::Value;
 use std::collections::BTreeMap;
 
@@ -43,7 +43,35 @@ pub(crate) fn input(input: &PolicyInput) -> Value {
     if input.listing {
         doc.insert(key("listing"), Value::Bool(true));
     }
+    if let Some(limits) = &input.limits {
+        doc.insert(key("limits"), self::limits(limits));
+    }
     Value::from(doc)
+}
+
+fn limits(limits: &LimitsInput) -> Value {
+    let mut doc = BTreeMap::new();
+    doc.insert(
+        key("concurrent"),
+        object([
+            ("limit", Value::from(limits.concurrent.limit)),
+            ("in_use", Value::from(limits.concurrent.in_use)),
+        ]),
+    );
+    for (name, rate) in [("rate", &limits.rate), ("tool", &limits.tool)] {
+        if let Some(rate) = rate {
+            doc.insert(key(name), self::rate(rate));
+        }
+    }
+    Value::from(doc)
+}
+
+fn rate(rate: &RateInput) -> Value {
+    object([
+        ("per_minute", Value::from(rate.per_minute)),
+        ("burst", Value::from(rate.burst)),
+        ("remaining", Value::from(rate.remaining)),
+    ])
 }
 
 fn identity(input: &PolicyInput) -> Value {
@@ -130,7 +158,10 @@ fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{IdentityInput, MessageInput, ServerInput, SessionInput, TimeInput, ToolInput};
+    use crate::{
+        ConcurrencyInput, IdentityInput, MessageInput, ServerInput, SessionInput, TimeInput,
+        ToolInput,
+    };
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -146,6 +177,23 @@ mod tests {
         listing: bool,
         args: serde_json::Value,
     ) -> PolicyInput {
+        // With a tool budget exactly when there is a tool, so both shapes are held.
+        let limits = LimitsInput {
+            concurrent: ConcurrencyInput {
+                limit: 64,
+                in_use: 2,
+            },
+            rate: Some(RateInput {
+                per_minute: 600,
+                burst: 100,
+                remaining: 99,
+            }),
+            tool: tool.as_ref().map(|_| RateInput {
+                per_minute: 30,
+                burst: 5,
+                remaining: 0,
+            }),
+        };
         PolicyInput {
             identity: IdentityInput {
                 subject: "ci-bot".into(),
@@ -175,6 +223,7 @@ mod tests {
                 unix_ms: 1_764_000_000_000,
             },
             listing,
+            limits: Some(limits),
         }
     }
 
@@ -192,6 +241,10 @@ mod tests {
                 args.clone(),
             ),
             full(None, None, false, json!(null)),
+            PolicyInput {
+                limits: None,
+                ..full(None, None, false, json!(null))
+            },
         ] {
             assert_eq!(input_value(&input), via_serde(&input));
         }

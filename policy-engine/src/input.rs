@@ -78,6 +78,43 @@ pub struct TimeInput {
     pub unix_ms: u64,
 }
 
+/// The caller's budgets under the proxy's `[limits]`, as they stand after this
+/// request was counted (`input.limits`). A request over a limit never reaches the
+/// policy (it is answered 429), so these let a policy act before that, e.g. hold
+/// an expensive tool for approval when its budget runs low.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LimitsInput {
+    /// The identity's requests in progress on this node, this one included.
+    pub concurrent: ConcurrencyInput,
+    /// The identity's request rate (`[limits.rate]`); absent when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateInput>,
+    /// This `tools/call`'s tool rate for the identity (`[limits.tools.NAME]`);
+    /// absent for other messages and for tools without a limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<RateInput>,
+}
+
+/// Requests in progress against a cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConcurrencyInput {
+    /// The cap (`limits.max_concurrent_per_identity`).
+    pub limit: u64,
+    /// In progress now, this request included.
+    pub in_use: u64,
+}
+
+/// A token bucket's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RateInput {
+    /// Sustained rate.
+    pub per_minute: u64,
+    /// Bucket size.
+    pub burst: u64,
+    /// Requests that could still be made right now, after this one.
+    pub remaining: u64,
+}
+
 /// One policy input document (package `airlock`, `input`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyInput {
@@ -100,4 +137,8 @@ pub struct PolicyInput {
     /// `tools/list` result; `tool.arguments` is then `{}`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub listing: bool,
+    /// The caller's budgets (`input.limits`); absent where no request is being
+    /// counted (listing checks, callers outside the proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsInput>,
 }

@@ -45,6 +45,7 @@ fn sample_input() -> PolicyInput {
         session: SessionInput::default(),
         time: TimeInput::default(),
         listing: false,
+        limits: None,
     }
 }
 

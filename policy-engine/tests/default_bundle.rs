@@ -60,6 +60,7 @@ fn call(groups: &[&str], env: &str, tool: &str, args: Value, listing: bool) -> P
         session: SessionInput::default(),
         time: TimeInput::default(),
         listing,
+        limits: None,
     }
 }
 

@@ -53,6 +53,15 @@ Example airlock.toml (every key is checked; a typo stops the start-up):
   # [outbound_tls]                                 # private CAs for https upstreams and jwks_url
   # ca_certs = [\"corp-root-ca.pem\"]
 
+  # [limits]                        # so one agent cannot starve the rest (defaults shown)
+  # header_timeout_s = 10, body_idle_timeout_s = 5, body_timeout_s = 30
+  # max_concurrent_per_identity = 256 (a quarter of max_concurrent_requests)
+  # max_unauthenticated_per_source = 256
+  # [limits.rate]                   # optional: every request of one identity (429 past it)
+  # per_minute = 600, burst = 100
+  # [limits.tools.query]            # optional: tools/call of query, per identity
+  # per_minute = 30, burst = 5
+
   # [telemetry]                     # OTLP/gRPC span export (or OTEL_EXPORTER_OTLP_ENDPOINT)
   # otlp_endpoint = \"http://127.0.0.1:4317\"
   # service_name = \"airlock-proxy\", sample_ratio = 1.0

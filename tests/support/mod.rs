@@ -190,6 +190,34 @@ impl ProxyBuilder {
     }
 
     pub fn start(self) -> RunningProxy {
+        let (dir, path) = self.write_config();
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let child = spawn_airlock(
+            &["proxy", "--config", path.to_str().expect("utf-8 path")],
+            &envs,
+            "airlock proxy listening on ",
+        );
+        RunningProxy { child, _dir: dir }
+    }
+
+    /// Runs `airlock proxy` on a config it must refuse; returns its stderr.
+    pub fn start_refused(self) -> String {
+        let (_dir, path) = self.write_config();
+        let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["proxy", "--config", path.to_str().expect("utf-8 path")])
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run airlock proxy");
+        assert!(!output.status.success(), "the proxy accepted the config");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Writes the config (and a copy of the policies) into a new temp dir.
+    fn write_config(&self) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).expect("mkdir");
@@ -220,17 +248,15 @@ impl ProxyBuilder {
         );
         let path = dir.path().join("airlock.toml");
         std::fs::write(&path, config).expect("write config");
-        let envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let child = spawn_airlock(
-            &["proxy", "--config", path.to_str().expect("utf-8 path")],
-            &envs,
-            "airlock proxy listening on ",
-        );
-        RunningProxy { child, _dir: dir }
+        // It holds the session secret: readable by its owner only (else the proxy
+        // warns at start-up).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod config");
+        }
+        (dir, path)
     }
 }
 
