@@ -85,7 +85,7 @@ fn every_input_the_proxy_builds_validates_against_the_schema() {
                     id: "abc.def".into(),
                     calls: 3,
                 };
-                let limits = claims.then(|| airlock_policy::LimitsInput {
+                let limits = claims.then_some(airlock_policy::LimitsInput {
                     concurrent: airlock_policy::ConcurrencyInput {
                         limit: 8,
                         in_use: 2,
