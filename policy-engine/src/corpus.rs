@@ -1,9 +1,10 @@
 //! Inputs generated for the engine agreement proof: documents of the policy input
 //! contract filled with the bundle's own vocabulary (every string and key of its
-//! `data.json`) and with samples of what agents send (SQL, URLs, paths), so that rules
-//! keyed on the bundle's data meet both the values they look for and near misses.
-//! Deterministic for a seed.
+//! `data.json`, every field name and string literal of its Rego) and with samples
+//! of what agents send (SQL, URLs, paths), so that the conditions a policy tests are
+//! met, nearly met and missed. Deterministic for a seed.
 
+use crate::analysis::Vocabulary;
 use crate::Bundle;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom as _;
@@ -76,12 +77,120 @@ const SAMPLES: &[&str] = &[
     "staging",
 ];
 
-/// `count` input documents for `bundle`, the same for the same seed.
-pub(crate) fn generate(bundle: &Bundle, count: usize, seed: u64) -> Vec<Value> {
-    let mut words = vocabulary(&bundle.data);
-    words.extend(SAMPLES.iter().map(|s| (*s).to_owned()));
-    words.sort();
-    words.dedup();
+/// What inputs are made of.
+struct Words {
+    /// Every string of data.json, the policy's literals, and the samples.
+    all: Vec<String>,
+    /// The keys of data.json's objects: what lookups like
+    /// `data.classes[input.tool.name]` find.
+    data_keys: Vec<String>,
+    /// Field names the policy reads (argument names, label keys, ...).
+    fields: Vec<String>,
+    /// String literals the policy compares with.
+    literals: Vec<String>,
+    /// Keys the policy reads under each object of the input it looks into
+    /// (`["tool", "arguments"]` → `["sql", ...]`).
+    keys_under: std::collections::BTreeMap<Vec<String>, Vec<String>>,
+}
+
+impl Words {
+    fn new(bundle: &Bundle, policy: &Vocabulary) -> Words {
+        let mut data_keys = object_keys(&bundle.data);
+        data_keys.sort();
+        data_keys.dedup();
+        let mut all = vocabulary(&bundle.data);
+        all.extend(SAMPLES.iter().map(|s| (*s).to_owned()));
+        all.extend(policy.strings.iter().cloned());
+        all.sort();
+        all.dedup();
+        let mut keys_under: std::collections::BTreeMap<Vec<String>, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for path in &policy.input_paths {
+            if let Some((last, parent)) = path.split_last() {
+                keys_under
+                    .entry(parent.to_vec())
+                    .or_default()
+                    .push(last.clone());
+            }
+        }
+        Words {
+            all,
+            data_keys,
+            fields: policy.fields.iter().cloned().collect(),
+            literals: policy.strings.iter().cloned().collect(),
+            keys_under,
+        }
+    }
+
+    /// The keys the policy reads under `parent` (an input path).
+    fn read_under(&self, parent: &[&str]) -> &[String] {
+        let parent: Vec<String> = parent.iter().map(|s| (*s).to_owned()).collect();
+        self.keys_under.get(&parent).map_or(&[], Vec::as_slice)
+    }
+
+    /// An object with each key the policy reads under `parent` present half the
+    /// time, plus up to `extra` other keys.
+    fn object(
+        &self,
+        rng: &mut StdRng,
+        parent: &[&str],
+        extra: usize,
+        value: fn(&Words, &mut StdRng) -> Value,
+    ) -> Map<String, Value> {
+        let mut map = Map::new();
+        for key in self.read_under(parent) {
+            if rng.random_bool(0.5) {
+                map.insert(key.clone(), value(self, rng));
+            }
+        }
+        for _ in 0..rng.random_range(0..=extra) {
+            map.insert(self.key(rng), value(self, rng));
+        }
+        map
+    }
+
+    /// A word, often one the policy itself names.
+    fn any(&self, rng: &mut StdRng) -> String {
+        let roll: f64 = rng.random();
+        if !self.literals.is_empty() && roll < 0.4 {
+            return pick(rng, &self.literals).to_owned();
+        }
+        if !self.data_keys.is_empty() && roll < 0.65 {
+            return pick(rng, &self.data_keys).to_owned();
+        }
+        pick(rng, &self.all).to_owned()
+    }
+
+    /// A key: mostly a field name the policy reads.
+    fn key(&self, rng: &mut StdRng) -> String {
+        if !self.fields.is_empty() && rng.random_bool(0.7) {
+            return pick(rng, &self.fields).to_owned();
+        }
+        self.any(rng)
+    }
+
+    /// A text value: a word, a word inside other text, a case variant.
+    fn text(&self, rng: &mut StdRng) -> String {
+        let word = self.any(rng);
+        match rng.random_range(0..8) {
+            0 => word.to_uppercase(),
+            1 => format!("{} {word}", pick(rng, &self.all)),
+            2 => format!("{word}; {}", pick(rng, &self.all)),
+            3 => format!("{word} TABLE {}", pick(rng, &self.all)),
+            _ => word,
+        }
+    }
+}
+
+/// `count` input documents for `bundle` (whose policy modules read `policy`), the
+/// same for the same seed.
+pub(crate) fn generate(
+    bundle: &Bundle,
+    policy: &Vocabulary,
+    count: usize,
+    seed: u64,
+) -> Vec<Value> {
+    let words = Words::new(bundle, policy);
     let mut rng = StdRng::seed_from_u64(seed);
     (0..count).map(|_| document(&mut rng, &words)).collect()
 }
@@ -111,11 +220,31 @@ fn vocabulary(data: &Value) -> Vec<String> {
     out
 }
 
+/// Every object key in `data`, bounded.
+fn object_keys(data: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![data];
+    while let Some(value) = stack.pop() {
+        if out.len() >= MAX_VOCABULARY {
+            break;
+        }
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                out.extend(map.keys().filter(|k| k.len() <= MAX_WORD).cloned());
+                stack.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn pick<'a>(rng: &mut StdRng, words: &'a [String]) -> &'a str {
     words.choose(rng).map_or("", String::as_str)
 }
 
-fn document(rng: &mut StdRng, words: &[String]) -> Value {
+fn document(rng: &mut StdRng, words: &Words) -> Value {
     let method = METHODS.choose(rng).copied().unwrap_or("tools/call");
     let listing = method == "tools/list" || rng.random_bool(0.1);
     let tool_name = tool_name(rng, words);
@@ -161,60 +290,58 @@ fn document(rng: &mut StdRng, words: &[String]) -> Value {
     Value::Object(doc)
 }
 
-fn tool_name(rng: &mut StdRng, words: &[String]) -> Value {
+fn tool_name(rng: &mut StdRng, words: &Words) -> Value {
     match rng.random_range(0..20) {
         0 => Value::Null,
         1 => json!(42),
         2 => json!(""),
-        _ => json!(pick(rng, words)),
+        _ => json!(words.any(rng)),
     }
 }
 
-fn identity(rng: &mut StdRng, words: &[String]) -> Value {
-    let groups: Vec<&str> = (0..rng.random_range(0..4))
-        .map(|_| pick(rng, words))
+fn identity(rng: &mut StdRng, words: &Words) -> Value {
+    // Each literal the policy names is one of the groups a quarter of the time.
+    let mut groups: Vec<String> = words
+        .literals
+        .iter()
+        .filter(|_| rng.random_bool(0.25))
+        .cloned()
         .collect();
+    groups.extend((0..rng.random_range(0..3)).map(|_| words.any(rng)));
     let kind = ["agent", "user", "service"]
         .choose(rng)
         .copied()
         .unwrap_or("agent");
     let subject = if rng.random_bool(0.5) {
-        "agent-7"
+        "agent-7".to_owned()
     } else {
-        pick(rng, words)
+        words.any(rng)
     };
-    json!({"subject": subject, "groups": groups, "kind": kind, "claims": {}})
+    let claims = words.object(rng, &["identity", "claims"], 1, |w, r| json!(w.any(r)));
+    json!({"subject": subject, "groups": groups, "kind": kind, "claims": claims})
 }
 
-fn server(rng: &mut StdRng, words: &[String]) -> Value {
-    let mut labels = Map::new();
-    if rng.random_bool(0.9) {
-        labels.insert("env".into(), json!(pick(rng, words)));
+fn server(rng: &mut StdRng, words: &Words) -> Value {
+    let mut labels = words.object(rng, &["server", "labels"], 2, |w, r| json!(w.any(r)));
+    if rng.random_bool(0.5) {
+        labels.insert("env".into(), json!(words.any(rng)));
     }
-    for _ in 0..rng.random_range(0..3) {
-        labels.insert(pick(rng, words).to_owned(), json!(pick(rng, words)));
-    }
-    json!({"name": pick(rng, words), "labels": labels})
+    json!({"name": words.any(rng), "labels": labels})
 }
 
-fn arguments(rng: &mut StdRng, words: &[String]) -> Value {
-    let mut args = Map::new();
-    for _ in 0..rng.random_range(0..4) {
-        args.insert(pick(rng, words).to_owned(), argument(rng, words));
-    }
-    Value::Object(args)
+fn arguments(rng: &mut StdRng, words: &Words) -> Value {
+    Value::Object(words.object(rng, &["tool", "arguments"], 2, argument))
 }
 
-fn argument(rng: &mut StdRng, words: &[String]) -> Value {
-    match rng.random_range(0..12) {
+fn argument(words: &Words, rng: &mut StdRng) -> Value {
+    match rng.random_range(0..14) {
         0 => json!(rng.random_range(-5..100_000)),
         1 => json!(rng.random_bool(0.5)),
         2 => Value::Null,
-        3 => json!([pick(rng, words), pick(rng, words)]),
-        4 => json!({pick(rng, words): pick(rng, words)}),
-        5 => json!(format!("{} {}", pick(rng, words), pick(rng, words))),
-        6 => json!(pick(rng, words).to_uppercase()),
-        _ => json!(pick(rng, words)),
+        3 => json!([words.any(rng), words.any(rng)]),
+        4 => json!({words.key(rng): words.text(rng)}),
+        5 => json!([]),
+        _ => json!(words.text(rng)),
     }
 }
 
@@ -231,11 +358,18 @@ mod tests {
             }],
             json!({"classes": {"frobnicate": "write"}}),
         );
-        let a = generate(&bundle, 300, 7);
-        assert_eq!(a, generate(&bundle, 300, 7));
-        assert_ne!(a, generate(&bundle, 300, 8));
+        let mut policy = Vocabulary::default();
+        policy.fields.insert("tier".into());
+        policy.strings.insert("gold".into());
+        let a = generate(&bundle, &policy, 300, 7);
+        assert_eq!(a, generate(&bundle, &policy, 300, 7));
+        assert_ne!(a, generate(&bundle, &policy, 300, 8));
         let text = serde_json::to_string(&a).unwrap();
         assert!(text.contains("frobnicate"));
+        assert!(
+            text.contains("\"tier\":\"gold\""),
+            "the policy's own words meet"
+        );
         assert!(a.iter().any(|d| d["message"]["method"] == "tools/call"));
         assert!(a.iter().any(|d| d.get("tool").is_none()));
     }

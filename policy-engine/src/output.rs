@@ -30,8 +30,10 @@ pub fn check(value: &Value) -> Decision {
 pub fn undefined() -> Decision {
     Decision::deny(
         UNDEFINED,
-        "the policy has no decision for this message (data.airlock.decision is undefined); \
-         add `default decision := {...}` to package airlock",
+        "the policy gave no decision for this message (data.airlock.decision is undefined: \
+         no definition of it held, or an expression it needs failed, e.g. a built-in given \
+         the wrong type); run `airlock policy eval --explain` with this input to see which \
+         rules held, and add `default decision := {...}` to package airlock if none should",
     )
 }
 

@@ -16,7 +16,7 @@
 //! why (`/readyz`, `airlock nodes list`, `airlock bundle push`).
 
 use crate::analysis::{self, Parsed};
-use crate::engine::{Backend, EngineChoice};
+use crate::engine::{Backend, EngineChoice, RuleProbe};
 use crate::testing::{self, TestOptions};
 use crate::{Bundle, CompiledPolicy, PolicyError};
 use regorus::Value;
@@ -33,6 +33,11 @@ const COMPARE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Disagreements kept in a report (the first ones found).
 const MAX_REPORTED: usize = 10;
+
+/// Generated inputs on which every rule's value is compared too (beyond them, the
+/// decision only): rule values find an engine difference with far fewer inputs,
+/// and cost a full evaluation per rule.
+const RULE_PROBE_INPUTS: usize = 500;
 
 /// The publisher's evidence that the RVM decides this bundle as the interpreter does,
 /// stored in `.manifest` as `metadata.airlock.engine_proof` (covered by the bundle
@@ -61,6 +66,8 @@ pub struct EngineProof {
 /// One input on which the engines disagree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Disagreement {
+    /// The rule whose value differs (`data.airlock.decision`, or a rule it may use).
+    pub rule: String,
     /// The input document.
     pub input: serde_json::Value,
     /// What the interpreter (the reference) evaluated `data.airlock.decision` to.
@@ -77,8 +84,8 @@ impl Disagreement {
             input = input.chars().take(300).collect::<String>() + "…";
         }
         format!(
-            "interpreter: {}; rvm: {}; input: {input}",
-            self.interpreter, self.rvm
+            "{}: interpreter: {}; rvm: {}; input: {input}",
+            self.rule, self.interpreter, self.rvm
         )
     }
 }
@@ -151,10 +158,12 @@ impl ProofReport {
     }
 }
 
-/// The two engines compiled for one bundle, to compare decisions.
+/// The two engines compiled for one bundle, to compare decisions and the values of
+/// every rule.
 pub(crate) struct EnginePair {
     interpreter: CompiledPolicy,
     rvm: CompiledPolicy,
+    rules: Option<RuleProbe>,
 }
 
 impl EnginePair {
@@ -169,21 +178,49 @@ impl EnginePair {
         };
         let interpreter = compile(Backend::Interpreter).map_err(|e| e.to_string())?;
         let rvm = compile(Backend::Vm).map_err(|e| e.to_string())?;
-        Ok(EnginePair { interpreter, rvm })
+        let rules = RuleProbe::new(bundle, rules_by_package(parsed), COMPARE_TIMEOUT)
+            .map_err(|e| format!("the RVM cannot compile every rule of this bundle ({e})"))?;
+        Ok(EnginePair {
+            interpreter,
+            rvm,
+            rules: Some(rules),
+        })
     }
 
-    /// Decides `input` on both; `Some` when they differ. Two errors agree (both deny
-    /// with `policy.error`), whatever their messages.
+    /// Decides `input` on both and compares every rule's value too; `Some` when
+    /// anything differs.
     pub(crate) fn compare(&self, input: &Value) -> Option<Disagreement> {
+        self.compare_with(input, true)
+    }
+
+    /// Decides `input` on both; `Some` when they differ. An error and an undefined
+    /// decision agree, whatever their messages: either way there is no decision
+    /// and the call is denied (regorus's interpreter raises a built-in's type error
+    /// where the RVM, like OPA, makes the expression undefined).
+    fn compare_with(&self, input: &Value, rules: bool) -> Option<Disagreement> {
         let reference = self.interpreter.raw_value(input.clone());
         let rvm = self.rvm.raw_value(input.clone());
+        let no_decision = |r: &Result<Value, String>| matches!(r, Err(_) | Ok(Value::Undefined));
         let same = match (&reference, &rvm) {
             (Ok(a), Ok(b)) => a == b,
-            (Err(_), Err(_)) => true,
-            _ => false,
+            (a, b) => no_decision(a) && no_decision(b),
         };
-        (!same).then(|| Disagreement {
-            input: serde_json::to_value(input).unwrap_or(serde_json::Value::Null),
+        let json = || serde_json::to_value(input).unwrap_or(serde_json::Value::Null);
+        if !same {
+            return Some(Disagreement {
+                rule: crate::DECISION_RULE.to_owned(),
+                input: json(),
+                interpreter: render(&reference),
+                rvm: render(&rvm),
+            });
+        }
+        if !rules {
+            return None;
+        }
+        let (rule, reference, rvm) = self.rules.as_ref()?.first_difference(input)?;
+        Some(Disagreement {
+            rule,
+            input: json(),
             interpreter: render(&reference),
             rvm: render(&rvm),
         })
@@ -202,6 +239,27 @@ fn render(result: &Result<Value, String>) -> String {
                 .trim()
         ),
     }
+}
+
+/// The non-function rules of the policy modules, by package.
+fn rules_by_package(parsed: &[Parsed]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for module in parsed.iter().filter(|m| !m.path.ends_with("_test.rego")) {
+        let names = module
+            .rules
+            .iter()
+            .filter(|d| d.kind != analysis::HeadKind::Function)
+            .map(|d| d.name.clone());
+        match out.iter_mut().find(|(p, _)| *p == module.package) {
+            Some((_, list)) => list.extend(names),
+            None => out.push((module.package.clone(), names.collect())),
+        }
+    }
+    for (_, names) in &mut out {
+        names.sort();
+        names.dedup();
+    }
+    out
 }
 
 /// Why the RVM may never run this bundle, if it may not.
@@ -248,15 +306,16 @@ pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, Pol
     report
         .disagreements
         .extend(tests.results.iter().filter_map(|r| r.disagreement.clone()));
-    let generated = crate::corpus::generate(bundle, options.generated, options.seed);
+    let generated = corpus(bundle, &parsed, options.generated, options.seed);
     report.generated = generated.len();
     report.recorded = options.recorded.len();
-    let replay = generated.iter().chain(options.recorded.iter());
-    for input in replay {
+    let replay = options.recorded.iter().chain(generated.iter());
+    for (index, input) in replay.enumerate() {
         if report.disagreements.len() >= MAX_REPORTED {
             break;
         }
-        if let Some(d) = pair.compare(&Value::from(input.clone())) {
+        let rules = index < options.recorded.len() + RULE_PROBE_INPUTS;
+        if let Some(d) = pair.compare_with(&Value::from(input.clone()), rules) {
             report.disagreements.push(d);
         }
     }
@@ -280,6 +339,33 @@ pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, Pol
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The inputs a proof of `bundle` replays with this seed (generated from its data,
+/// its Rego's field names and literals, and the input contract).
+pub fn generated_inputs(
+    bundle: &Bundle,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<serde_json::Value>, PolicyError> {
+    let parsed = analysis::parse_bundle(bundle, false)?;
+    Ok(corpus(bundle, &parsed, count, seed))
+}
+
+fn corpus(bundle: &Bundle, parsed: &[Parsed], count: usize, seed: u64) -> Vec<serde_json::Value> {
+    let mut words = analysis::Vocabulary::default();
+    for module in parsed.iter().filter(|m| !m.path.ends_with("_test.rego")) {
+        words
+            .fields
+            .extend(module.vocabulary.fields.iter().cloned());
+        words
+            .strings
+            .extend(module.vocabulary.strings.iter().cloned());
+        words
+            .input_paths
+            .extend(module.vocabulary.input_paths.iter().cloned());
+    }
+    crate::corpus::generate(bundle, &words, count, seed)
 }
 
 /// The engine a node uses for `bundle`: the RVM only with a valid proof (see the

@@ -11,6 +11,7 @@
 //! why, and decisions are the interpreter's.
 
 mod interpreter;
+mod probe;
 mod rvm;
 
 use crate::builtins::Builtin;
@@ -19,6 +20,7 @@ use regorus::Value;
 use std::time::Duration;
 
 pub(crate) use interpreter::load_engine;
+pub(crate) use probe::RuleProbe;
 
 /// The rule every bundle must define.
 pub const DECISION_RULE: &str = "data.airlock.decision";
@@ -112,6 +114,9 @@ impl CompiledPolicy {
         builtins: &'static [Builtin],
     ) -> Result<CompiledPolicy, PolicyError> {
         let engine = interpreter::Interpreter::new(bundle, builtins)?;
+        // regorus does not refuse recursive rules, and evaluating one overflows the
+        // stack: refuse them here, as OPA does.
+        crate::analysis::parse_bundle(bundle, false)?;
         let vm = match choice.backend {
             Backend::Interpreter => None,
             Backend::Vm => Some(rvm::VmBackend::new(bundle, engine.compiled(), builtins)?),

@@ -35,17 +35,27 @@ impl VmBackend {
         compiled: &regorus::CompiledPolicy,
         builtins: &'static [Builtin],
     ) -> Result<VmBackend, PolicyError> {
+        Self::with_entries(bundle, compiled, builtins, &[DECISION_RULE])
+    }
+
+    /// A program with several entry points (the decision first), to compare rule
+    /// values across engines.
+    pub(super) fn with_entries(
+        bundle: &Bundle,
+        compiled: &regorus::CompiledPolicy,
+        builtins: &'static [Builtin],
+        entries: &[&str],
+    ) -> Result<VmBackend, PolicyError> {
         let host: Vec<(&str, usize)> = builtins
             .iter()
             .map(|b| (b.name, usize::from(b.arity)))
             .collect();
-        let program =
-            Compiler::compile_from_policy_with_host_await(compiled, &[DECISION_RULE], &host)
-                .map_err(|err| PolicyError::Engine {
-                    message: format!(
-                        "the RVM cannot compile this bundle ({err}); it runs on the interpreter"
-                    ),
-                })?;
+        let program = Compiler::compile_from_policy_with_host_await(compiled, entries, &host)
+            .map_err(|err| PolicyError::Engine {
+                message: format!(
+                    "the RVM cannot compile this bundle ({err}); it runs on the interpreter"
+                ),
+            })?;
         let backend = VmBackend {
             program,
             data: Value::from(bundle.data.clone()),
@@ -90,13 +100,32 @@ impl VmBackend {
     }
 
     pub(super) fn run(&self, input: Value, timeout: Duration) -> Result<Value, VmError> {
+        self.run_entry(None, input, timeout)
+    }
+
+    /// Runs one entry point (`None`: the first, the decision).
+    pub(super) fn run_entry(
+        &self,
+        entry: Option<&str>,
+        input: Value,
+        timeout: Duration,
+    ) -> Result<Value, VmError> {
         let pooled = self.pool_lock().pop();
         let mut vm = match pooled {
             Some(vm) => vm,
             None => self.fresh_vm(timeout)?,
         };
+        if entry.is_some() {
+            // Probes run with their own (longer) budget.
+            vm.set_execution_timer_config(Some(timer(timeout)));
+        }
         vm.set_input(input);
-        let result = self.execute(&mut vm);
+        let result = match entry {
+            None => self.execute(&mut vm),
+            Some(name) => vm
+                .execute_entry_point_by_name(name)
+                .and_then(|first| self.answer_host_calls(&mut vm, first)),
+        };
         // A VM that failed mid-run is dropped rather than trusted again.
         if result.is_ok() {
             let mut pool = self.pool_lock();
@@ -109,7 +138,12 @@ impl VmBackend {
 
     /// Runs to the end, answering every `HostAwait` with its built-in.
     fn execute(&self, vm: &mut RegoVM) -> Result<Value, VmError> {
-        let mut value = vm.execute()?;
+        let first = vm.execute()?;
+        self.answer_host_calls(vm, first)
+    }
+
+    fn answer_host_calls(&self, vm: &mut RegoVM, first: Value) -> Result<Value, VmError> {
+        let mut value = first;
         for _ in 0..MAX_HOST_CALLS {
             let Some(answer) = self.host_answer(vm) else {
                 return Ok(value);

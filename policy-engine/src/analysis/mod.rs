@@ -3,8 +3,16 @@
 //! report as a conflict), rule definitions with their source (for explanations), and
 //! where the decision rule's names are (to watch what the Rego tests decide).
 
+mod body;
+mod recursion;
+mod vocabulary;
+
+pub(crate) use recursion::References;
+pub(crate) use vocabulary::Vocabulary;
+
 use crate::{Bundle, Module, PolicyError};
-use regorus::unstable::{Expr, Literal, Parser, Query, Rule, RuleHead, Source};
+use body::{collect_vars, query_iterates, statement};
+use regorus::unstable::{Expr, Parser, Rule, RuleHead, Source};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A parsed module with the facts later stages need.
@@ -19,6 +27,10 @@ pub(crate) struct Parsed {
     pub preamble: String,
     /// Every rule definition, in source order.
     pub rules: Vec<Definition>,
+    /// The field names and string literals the module uses.
+    pub vocabulary: Vocabulary,
+    /// Which rules each of its rules refers to.
+    pub references: References,
 }
 
 /// One rule definition (`default`, complete, partial set or object, function).
@@ -101,14 +113,29 @@ impl std::fmt::Display for ConflictRisk {
     }
 }
 
-/// Parses every module of the bundle (tests included when `with_tests`).
+/// Parses every module of the bundle (tests included when `with_tests`) and
+/// refuses rules that depend on themselves.
 pub(crate) fn parse_bundle(bundle: &Bundle, with_tests: bool) -> Result<Vec<Parsed>, PolicyError> {
-    bundle
+    let parsed: Vec<Parsed> = bundle
         .modules
         .iter()
         .filter(|m| with_tests || !m.is_test())
         .map(parse_module)
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let mut all = References::default();
+    parsed.iter().for_each(|m| all.merge(&m.references));
+    if let Some((cycle, at)) = all.cycle() {
+        let (file, line) = at.rsplit_once(':').unwrap_or((at.as_str(), "0"));
+        return Err(PolicyError::Compile {
+            file: file.to_owned(),
+            line: line.parse().unwrap_or(0),
+            message: format!(
+                "recursion: {cycle}; a rule may not depend on itself (OPA: rego_recursion_error). \
+                 Compute the value from other rules or data instead"
+            ),
+        });
+    }
+    Ok(parsed)
 }
 
 fn parse_module(module: &Module) -> Result<Parsed, PolicyError> {
@@ -137,11 +164,17 @@ fn parse_module(module: &Module) -> Result<Parsed, PolicyError> {
     }
     preamble.push('\n');
     let rules = parsed.policy.iter().filter_map(|r| definition(r)).collect();
+    let mut vocabulary = Vocabulary::default();
+    parsed.policy.iter().for_each(|r| vocabulary.add_rule(r));
+    let mut references = References::default();
+    references.add_module(&module.path, &package, &parsed);
     Ok(Parsed {
         path: module.path.clone(),
         package,
         preamble,
         rules,
+        vocabulary,
+        references,
     })
 }
 
@@ -207,104 +240,6 @@ fn definition(rule: &Rule) -> Option<Definition> {
     })
 }
 
-fn statement(stmt: &regorus::unstable::LiteralStmt) -> Statement {
-    let mut binds = BTreeSet::new();
-    let mut mentions = BTreeSet::new();
-    let mut sides = None;
-    let span = match &stmt.literal {
-        Literal::SomeVars { span, vars } => {
-            binds.extend(vars.iter().map(|v| v.text().to_owned()));
-            span
-        }
-        Literal::SomeIn {
-            span,
-            key,
-            value,
-            collection,
-        } => {
-            if let Some(key) = key {
-                collect_vars(key, &mut binds);
-            }
-            collect_vars(value, &mut binds);
-            mentioned_vars(collection, &mut mentions);
-            span
-        }
-        Literal::Expr { span, expr } | Literal::NotExpr { span, expr } => {
-            match expr.as_ref() {
-                Expr::AssignExpr { lhs, rhs, .. } => {
-                    collect_vars(lhs, &mut binds);
-                    mentioned_vars(rhs, &mut mentions);
-                }
-                Expr::BoolExpr { lhs, rhs, .. } => {
-                    sides = Some((full_text(lhs.span()), full_text(rhs.span())));
-                    mentioned_vars(expr, &mut mentions);
-                }
-                _ => mentioned_vars(expr, &mut mentions),
-            }
-            span
-        }
-        Literal::Every { span, domain, .. } => {
-            mentioned_vars(domain, &mut mentions);
-            span
-        }
-    };
-    let with_text = stmt
-        .with_mods
-        .iter()
-        .map(|w| format!(" {}", full_text(&w.span)))
-        .collect::<String>();
-    Statement {
-        text: full_text(span),
-        with_text,
-        line: stmt.span.line,
-        binds: binds.into_iter().collect(),
-        mentions: mentions.into_iter().collect(),
-        sides,
-    }
-}
-
-/// Every variable an expression mentions (outside comprehensions).
-fn mentioned_vars(expr: &Expr, out: &mut BTreeSet<String>) {
-    match expr {
-        Expr::Var { span, .. } => {
-            out.insert(span.text().to_owned());
-        }
-        Expr::RefDot { refr, .. } | Expr::UnaryExpr { expr: refr, .. } => mentioned_vars(refr, out),
-        Expr::RefBrack { refr, index, .. } => {
-            mentioned_vars(refr, out);
-            mentioned_vars(index, out);
-        }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().for_each(|e| mentioned_vars(e, out));
-        }
-        Expr::Object { fields, .. } => fields.iter().for_each(|(_, k, v)| {
-            mentioned_vars(k, out);
-            mentioned_vars(v, out);
-        }),
-        Expr::Call { params, .. } => params.iter().for_each(|e| mentioned_vars(e, out)),
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            mentioned_vars(lhs, out);
-            mentioned_vars(rhs, out);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(key) = key {
-                mentioned_vars(key, out);
-            }
-            mentioned_vars(value, out);
-            mentioned_vars(collection, out);
-        }
-        _ => {}
-    }
-}
-
 /// The variable a head reference starts with (`x` in `x.y[z]`).
 fn root_var(expr: &Expr) -> Option<&Expr> {
     match expr {
@@ -338,80 +273,6 @@ fn full_text(span: &regorus::unstable::Span) -> String {
     source
         .get(span.start as usize..extended)
         .map_or_else(|| span.text().to_owned(), str::to_owned)
-}
-
-/// True when a rule body can bind its variables more than one way: a `some`
-/// declaration, a `some ... in`, or a reference indexed by `_` or by a variable the
-/// body has not bound before. Comprehensions and `every` do not count: their
-/// iteration stays inside them.
-fn query_iterates(query: &Query, args: &BTreeSet<String>) -> bool {
-    let mut bound: BTreeSet<String> = args.clone();
-    for stmt in &query.stmts {
-        match &stmt.literal {
-            Literal::SomeVars { .. } | Literal::SomeIn { .. } => return true,
-            Literal::Every { .. } => {}
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-                if expr_iterates(expr, &bound) {
-                    return true;
-                }
-                if let Expr::AssignExpr { lhs, .. } = expr.as_ref() {
-                    collect_vars(lhs, &mut bound);
-                }
-            }
-        }
-    }
-    false
-}
-
-fn expr_iterates(expr: &Expr, bound: &BTreeSet<String>) -> bool {
-    match expr {
-        Expr::RefBrack { refr, index, .. } => {
-            let open_index = match index.as_ref() {
-                Expr::Var { span, .. } => {
-                    let name = span.text();
-                    name == "_" || (!bound.contains(name) && !is_global_name(name))
-                }
-                _ => false,
-            };
-            open_index || expr_iterates(refr, bound) || expr_iterates(index, bound)
-        }
-        Expr::RefDot { refr, .. } | Expr::UnaryExpr { expr: refr, .. } => {
-            expr_iterates(refr, bound)
-        }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().any(|e| expr_iterates(e, bound))
-        }
-        Expr::Object { fields, .. } => fields
-            .iter()
-            .any(|(_, k, v)| expr_iterates(k, bound) || expr_iterates(v, bound)),
-        Expr::Call { params, .. } => params.iter().any(|e| expr_iterates(e, bound)),
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            expr_iterates(lhs, bound) || expr_iterates(rhs, bound)
-        }
-        Expr::Membership {
-            value, collection, ..
-        } => expr_iterates(value, bound) || expr_iterates(collection, bound),
-        _ => false,
-    }
-}
-
-/// Names that are never local variables in an index position.
-fn is_global_name(name: &str) -> bool {
-    matches!(name, "input" | "data")
-}
-
-fn collect_vars(expr: &Expr, out: &mut BTreeSet<String>) {
-    match expr {
-        Expr::Var { span, .. } => {
-            out.insert(span.text().to_owned());
-        }
-        Expr::Array { items, .. } => items.iter().for_each(|e| collect_vars(e, out)),
-        Expr::Object { fields, .. } => fields.iter().for_each(|(_, _, v)| collect_vars(v, out)),
-        _ => {}
-    }
 }
 
 /// Rules whose definitions may produce clashing values. The RVM turns such a clash
@@ -496,5 +357,5 @@ pub(crate) fn rename_rule(source: &str, parsed: &Parsed, name: &str, to: &str) -
 }
 
 #[cfg(test)]
-#[path = "analysis_test.rs"]
+#[path = "mod_test.rs"]
 mod tests;

@@ -114,3 +114,40 @@ fn the_default_bundle_has_no_clashing_rules() {
     let parsed = parse_bundle(&b, false).unwrap();
     assert_eq!(conflict_risks(&parsed), Vec::new());
 }
+
+fn recursion_error(source: &str) -> Option<String> {
+    match parse_bundle(&bundle(source), false) {
+        Err(PolicyError::Compile { message, line, .. }) => Some(format!("{line}: {message}")),
+        Err(other) => panic!("unexpected {other:?}"),
+        Ok(_) => None,
+    }
+}
+
+#[test]
+fn rules_that_depend_on_themselves_are_refused_naming_the_cycle() {
+    let direct =
+        recursion_error("package t\nimport rego.v1\ns contains 1 if count(s) > 0\n").unwrap();
+    assert!(direct.contains("recursion: t.s -> t.s"), "{direct}");
+    let mutual = recursion_error(
+        "package t\nimport rego.v1\na if b\nb if f(1)\nf(x) := y if { a; y := x }\n",
+    )
+    .unwrap();
+    assert!(mutual.contains("t.a -> t.b -> t.f -> t.a"), "{mutual}");
+    let by_path = recursion_error(
+        "package t\nimport rego.v1\nimport data.t as me\nx := data.t.y.z\ny := {\"z\": me.x}\n",
+    )
+    .unwrap();
+    assert!(by_path.contains("t.x -> t.y -> t.x"), "{by_path}");
+}
+
+#[test]
+fn locals_named_like_rules_are_not_recursion() {
+    for source in [
+        "package t\nimport rego.v1\nclass := c if { c := 1 }\nc := 2\n",
+        "package t\nimport rego.v1\ns contains x if { some x in [1] }\nx := 3\n",
+        "package t\nimport rego.v1\nf(v) := v\nv := f(2)\n",
+        "package t\nimport rego.v1\nr := {d | some d in [1]}\nd := 5\n",
+    ] {
+        assert_eq!(recursion_error(source), None, "{source}");
+    }
+}
