@@ -10,6 +10,9 @@ use crate::{Bundle, PolicyError};
 use regorus::{Engine, Value};
 use std::time::Duration;
 
+/// A rule's value on one engine: `Err` with the engine's message when it failed.
+pub(crate) type RuleValue = Result<Value, String>;
+
 /// The interpreter and an RVM program with one entry point per rule.
 pub(crate) struct RuleProbe {
     interpreter: Engine,
@@ -58,7 +61,7 @@ impl RuleProbe {
     pub(crate) fn first_difference(
         &self,
         input: &Value,
-    ) -> Option<(String, Result<Value, String>, Result<Value, String>)> {
+    ) -> Option<(String, RuleValue, RuleValue)> {
         let mut engine = self.interpreter.clone();
         engine.set_input(input.clone());
         for (package, names) in &self.packages {
@@ -91,8 +94,8 @@ impl RuleProbe {
     }
 }
 
-fn same(a: &Result<Value, String>, b: &Result<Value, String>) -> bool {
-    let none = |r: &Result<Value, String>| matches!(r, Err(_) | Ok(Value::Undefined));
+fn same(a: &RuleValue, b: &RuleValue) -> bool {
+    let none = |r: &RuleValue| matches!(r, Err(_) | Ok(Value::Undefined));
     match (a, b) {
         (Ok(x), Ok(y)) => x == y,
         (x, y) => none(x) && none(y),
