@@ -20,6 +20,7 @@ mod compiled;
 pub mod decision;
 mod encode;
 mod error;
+pub mod facts;
 pub mod input;
 pub mod output;
 mod store;
