@@ -35,26 +35,32 @@ fn tree(root: &Path, depth: usize) {
 
 /// A segment as written (maybe percent-encoded) and as the server decodes it.
 fn segment() -> impl Strategy<Value = (&'static str, &'static str)> {
-    prop::sample::select(&[
-        ("a", "a"),
-        ("b", "b"),
-        ("a", "a"),
-        ("b", "b"),
-        (".", "."),
-        ("..", ".."),
-        ("", ""),
-        ("%2e", "."),
-        ("%2e%2e", ".."),
-        (".%2E", ".."),
-        ("%61", "a"),
-        ("a%2fb", "a/b"),
-        ("%2F..", "/.."),
-    ][..])
+    prop::sample::select(
+        &[
+            ("a", "a"),
+            ("b", "b"),
+            ("a", "a"),
+            ("b", "b"),
+            (".", "."),
+            ("..", ".."),
+            ("", ""),
+            ("%2e", "."),
+            ("%2e%2e", ".."),
+            (".%2E", ".."),
+            ("%61", "a"),
+            ("a%2fb", "a/b"),
+            ("%2F..", "/.."),
+        ][..],
+    )
 }
 
 fn generated_path() -> impl Strategy<Value = (String, String)> {
-    (any::<bool>(), prop::collection::vec(segment(), 0..10), any::<bool>()).prop_map(
-        |(absolute, segments, trailing)| {
+    (
+        any::<bool>(),
+        prop::collection::vec(segment(), 0..10),
+        any::<bool>(),
+    )
+        .prop_map(|(absolute, segments, trailing)| {
             let lead = if absolute { "/" } else { "" };
             let tail = if trailing { "/" } else { "" };
             let raw: Vec<&str> = segments.iter().map(|(raw, _)| *raw).collect();
@@ -62,8 +68,7 @@ fn generated_path() -> impl Strategy<Value = (String, String)> {
             let raw = format!("{lead}{}{tail}", raw.join("/"));
             let decoded = format!("{lead}{}{tail}", decoded.join("/"));
             (raw, decoded)
-        },
-    )
+        })
 }
 
 /// Where the kernel lands for `decoded` under `root`, and whether any step of the walk
@@ -89,7 +94,11 @@ fn normalize_lands_where_the_file_system_does() {
     tree(&root, DEPTH);
     let root = root.canonicalize().unwrap();
     static COMPARED: AtomicUsize = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&generated_path(), |(raw, decoded)| {
             let facts = path::normalize(&raw);
@@ -108,10 +117,19 @@ fn normalize_lands_where_the_file_system_does() {
             };
             COMPARED.fetch_add(1, Ordering::Relaxed);
             let normalized = facts["normalized"].as_str().unwrap();
-            prop_assert_eq!(&facts["escapes_root"], &serde_json::Value::Bool(left_root), "{:?}: {}", raw, facts);
+            prop_assert_eq!(
+                &facts["escapes_root"],
+                &serde_json::Value::Bool(left_root),
+                "{:?}: {}",
+                raw,
+                facts
+            );
             if !left_root {
                 let inside = real.strip_prefix(&root).unwrap();
-                let lexical: PathBuf = normalized.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+                let lexical: PathBuf = normalized
+                    .split('/')
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .collect();
                 prop_assert_eq!(inside, lexical.as_path(), "{:?} → {}", raw, facts);
             }
             prop_assert_eq!(facts["was_normal"] == true, raw == normalized);
@@ -119,5 +137,8 @@ fn normalize_lands_where_the_file_system_does() {
         })
         .unwrap();
     let compared = COMPARED.load(Ordering::Relaxed);
-    assert!(compared * 3 >= cases() as usize, "only {compared} paths resolved on disk");
+    assert!(
+        compared * 3 >= cases() as usize,
+        "only {compared} paths resolved on disk"
+    );
 }

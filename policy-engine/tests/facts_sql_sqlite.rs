@@ -56,7 +56,10 @@ fn sqlite_never_does_what_the_facts_do_not_report() {
             let (parsed, actions) = agree(&text).map_err(TestCaseError::fail)?;
             if parsed["ok"] == Value::Bool(true) {
                 PARSED.fetch_add(1, Ordering::Relaxed);
-                if actions.iter().any(|a| a.what != "Read" && a.what != "Select") {
+                if actions
+                    .iter()
+                    .any(|a| a.what != "Read" && a.what != "Select")
+                {
                     WRITES.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -65,11 +68,19 @@ fn sqlite_never_does_what_the_facts_do_not_report() {
         .unwrap();
     // The comparison means something only if both sides accept a good share of texts
     // and SQLite really acts on them.
-    let (parsed, writes) = (PARSED.load(Ordering::Relaxed), WRITES.load(Ordering::Relaxed));
+    let (parsed, writes) = (
+        PARSED.load(Ordering::Relaxed),
+        WRITES.load(Ordering::Relaxed),
+    );
     let total = cases() as usize;
-    eprintln!("{total} texts: {parsed} parsed by both, {writes} of them made SQLite change something");
+    eprintln!(
+        "{total} texts: {parsed} parsed by both, {writes} of them made SQLite change something"
+    );
     assert!(parsed * 4 >= total, "only {parsed} of {total} texts parsed");
-    assert!(writes * 10 >= total, "only {writes} of {total} texts made SQLite act");
+    assert!(
+        writes * 10 >= total,
+        "only {writes} of {total} texts made SQLite act"
+    );
 }
 
 /// The attacks and their relatives: what the facts must say, and that SQLite
@@ -125,7 +136,10 @@ fn attack_table() {
             });
             assert!(found, "{text}: no {kind} of {name:?} in {parsed}");
         }
-        assert!(!actions.is_empty(), "{text}: SQLite did nothing; the row proves nothing");
+        assert!(
+            !actions.is_empty(),
+            "{text}: SQLite did nothing; the row proves nothing"
+        );
     }
 }
 
@@ -133,8 +147,15 @@ fn attack_table() {
 /// the facts over-report it as a read of the real table rather than miss one.
 #[test]
 fn a_self_naming_cte_reads_the_table_of_that_name() {
-    let parsed = sql::parse("WITH files AS (SELECT * FROM files) SELECT * FROM files", "sqlite");
-    assert_eq!(parsed["statements"][0]["reads"], serde_json::json!(["files"]), "{parsed}");
+    let parsed = sql::parse(
+        "WITH files AS (SELECT * FROM files) SELECT * FROM files",
+        "sqlite",
+    );
+    assert_eq!(
+        parsed["statements"][0]["reads"],
+        serde_json::json!(["files"]),
+        "{parsed}"
+    );
 }
 
 /// Texts SQLite runs but `sqlparser` cannot read are refused, never reported harmless.
@@ -151,8 +172,15 @@ fn what_sqlparser_cannot_read_is_refused() {
         if parsed["ok"] == true {
             agree(text).unwrap_or_else(|why| panic!("{why}"));
         } else {
-            assert_eq!(parsed["statements"], serde_json::json!([]), "{text}: {parsed}");
-            assert!(parsed["error"].as_str().unwrap().contains("does not parse"), "{parsed}");
+            assert_eq!(
+                parsed["statements"],
+                serde_json::json!([]),
+                "{text}: {parsed}"
+            );
+            assert!(
+                parsed["error"].as_str().unwrap().contains("does not parse"),
+                "{parsed}"
+            );
         }
     }
 }

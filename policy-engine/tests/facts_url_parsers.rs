@@ -25,20 +25,48 @@ fn cases() -> usize {
 fn generated_url() -> impl Strategy<Value = String> {
     // Plain pieces come often enough that a good share of URLs is canonical: the
     // property bites hardest there.
-    let scheme = select(&["http", "https", "https", "https", "HTTP", "HtTpS", "ws", "foo"][..]);
+    let scheme = select(
+        &[
+            "http", "https", "https", "https", "HTTP", "HtTpS", "ws", "foo",
+        ][..],
+    );
     let slashes = prop_oneof![8 => Just("://"), 1 => select(&[":/", ":\\\\", ":///", "://\\", ":", ":\\/"][..])];
     let userinfo = prop_oneof![
         8 => Just(""),
         1 => select(&["user@", "user:pw@", "api.github.com@", "a@b@", "%40@", "u:p%40x@", ":@", "@"][..]),
     ];
-    let host = select(&[
-        "api.github.com", "api.github.com", "API.GitHub.com", "evil.com", "bücher.de",
-        "xn--bcher-kva.de", "127.0.0.1", "0x7f.1", "2130706433", "0177.0.0.1", "127.1",
-        "[::1]", "[0:0::1]", "[::ffff:127.0.0.1]", "ex%61mple.com", "a.com.", "a_b.com",
-        "a.com;b.com", "api.github.com\\@evil.com", "api.github.com%2f@evil.com",
-        "api.github.com#@evil.com", "api.github.com?@evil.com", "api.github.com%00.evil.com",
-        "api.github.com:443@evil.com", "[::1]@evil.com", "", "1.2.3.4.5", "0x100000000",
-    ][..]);
+    let host = select(
+        &[
+            "api.github.com",
+            "api.github.com",
+            "API.GitHub.com",
+            "evil.com",
+            "bücher.de",
+            "xn--bcher-kva.de",
+            "127.0.0.1",
+            "0x7f.1",
+            "2130706433",
+            "0177.0.0.1",
+            "127.1",
+            "[::1]",
+            "[0:0::1]",
+            "[::ffff:127.0.0.1]",
+            "ex%61mple.com",
+            "a.com.",
+            "a_b.com",
+            "a.com;b.com",
+            "api.github.com\\@evil.com",
+            "api.github.com%2f@evil.com",
+            "api.github.com#@evil.com",
+            "api.github.com?@evil.com",
+            "api.github.com%00.evil.com",
+            "api.github.com:443@evil.com",
+            "[::1]@evil.com",
+            "",
+            "1.2.3.4.5",
+            "0x100000000",
+        ][..],
+    );
     let port = prop_oneof![4 => Just(""), 1 => select(&[":443", ":80", ":8080", ":", ":0443", ":65536", ":a"][..])];
     let path = prop_oneof![
         4 => select(&["/", "/x", "/a/b"][..]),
@@ -50,10 +78,25 @@ fn generated_url() -> impl Strategy<Value = String> {
         8 => Just(""),
         1 => select(&["\t", "\n", " ", "\r", "\u{0}", "\u{b}", "\u{a0}", "\\"][..]),
     ];
-    (scheme, slashes, userinfo, host, port, path, query, fragment, noise, any::<prop::sample::Index>())
+    (
+        scheme,
+        slashes,
+        userinfo,
+        host,
+        port,
+        path,
+        query,
+        fragment,
+        noise,
+        any::<prop::sample::Index>(),
+    )
         .prop_map(|(s, sl, u, h, p, pa, q, f, noise, at)| {
             let mut url = format!("{s}{sl}{u}{h}{p}{pa}{q}{f}");
-            let boundaries: Vec<usize> = url.char_indices().map(|(i, _)| i).chain([url.len()]).collect();
+            let boundaries: Vec<usize> = url
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([url.len()])
+                .collect();
             url.insert_str(boundaries[at.index(boundaries.len())], noise);
             url
         })
@@ -85,7 +128,12 @@ json.dump(out, sys.stdout)
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/venv/bin/python");
     let python = ["python3", venv]
         .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .expect("python3 is needed for the urllib.parse comparison (install python3)");
     let mut child = Command::new(python)
         .args(["-c", SCRIPT])
@@ -110,7 +158,9 @@ fn demo_host(url: &str) -> Option<String> {
 
 /// Hosts compared without case and IPv6 brackets, which parsers write differently.
 fn comparable(host: &str) -> String {
-    host.trim_start_matches('[').trim_end_matches(']').to_lowercase()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_lowercase()
 }
 
 #[test]
@@ -132,7 +182,11 @@ fn other_parsers_never_find_a_host_our_facts_would_let_through() {
         if facts["canonical"] == true {
             canonical += 1;
         }
-        let others = [("http::Uri", hyper_host(url)), ("urllib.parse", python), ("demo", demo_host(url))];
+        let others = [
+            ("http::Uri", hyper_host(url)),
+            ("urllib.parse", python),
+            ("demo", demo_host(url)),
+        ];
         for (parser, host) in others {
             let Some(host) = host else { continue };
             if comparable(&host) == ours {
@@ -140,15 +194,31 @@ fn other_parsers_never_find_a_host_our_facts_would_let_through() {
             }
             disagreements += 1;
             if facts["canonical"] != false {
-                failures.push(format!("{url:?}: {parser} says {host:?}, ours {ours:?}, and facts {facts}"));
+                failures.push(format!(
+                    "{url:?}: {parser} says {host:?}, ours {ours:?}, and facts {facts}"
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} disagreements let through:\n{}", failures.len(), failures.join("\n"));
-    eprintln!("{} URLs: {disagreements} host disagreements, all flagged; {canonical} canonical", urls.len());
+    assert!(
+        failures.is_empty(),
+        "{} disagreements let through:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{} URLs: {disagreements} host disagreements, all flagged; {canonical} canonical",
+        urls.len()
+    );
     // The comparison means something only with both kinds of case in the set.
-    assert!(disagreements * 20 >= urls.len(), "only {disagreements} disagreements");
-    assert!(canonical * 20 >= urls.len(), "only {canonical} canonical URLs");
+    assert!(
+        disagreements * 20 >= urls.len(),
+        "only {disagreements} disagreements"
+    );
+    assert!(
+        canonical * 20 >= urls.len(),
+        "only {canonical} canonical URLs"
+    );
 }
 
 #[test]
@@ -158,7 +228,9 @@ fn the_issue_url_is_flagged_and_each_parser_says_where_it_goes() {
     assert_eq!(facts["canonical"], false, "{facts}");
     assert_eq!(facts["ambiguous"], true, "{facts}");
     assert_eq!(facts["host"], "api.github.com");
-    assert_eq!(python_hosts(&[url.to_owned()]), [Some("evil.com".to_owned())]);
+    assert_eq!(
+        python_hosts(&[url.to_owned()]),
+        [Some("evil.com".to_owned())]
+    );
     assert_eq!(demo_host(url).as_deref(), Some("api.github.com"));
 }
-

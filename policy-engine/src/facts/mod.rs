@@ -36,7 +36,9 @@ fn refusal(error: impl Into<String>, empty: Value) -> Value {
 
 /// The error for an input longer than `limit` bytes.
 fn too_long(what: &str, len: usize, limit: usize) -> String {
-    format!("the {what} is {len} bytes, over the {limit}-byte limit of the parser; send a shorter one")
+    format!(
+        "the {what} is {len} bytes, over the {limit}-byte limit of the parser; send a shorter one"
+    )
 }
 
 #[cfg(test)]

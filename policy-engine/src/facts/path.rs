@@ -50,7 +50,10 @@ pub fn normalize(text: &str) -> Value {
         }
     };
     if decoded.contains('\0') {
-        return refusal("the path holds a NUL byte, where a file system would cut it", empty());
+        return refusal(
+            "the path holds a NUL byte, where a file system would cut it",
+            empty(),
+        );
     }
     let absolute = decoded.starts_with('/');
     let (segments, escapes_root) = resolve(&decoded, absolute);

@@ -24,7 +24,7 @@ fn lexical_normalisation() {
         ("/app/%2e%2e/etc/passwd", "/etc/passwd", false, false),
         ("/app%2f..%2f..%2fetc", "/etc", false, true),
         ("/app/%2E%65nv", "/app/.env", false, false),
-        ("a/b/../c", "a/c", true && false, false),
+        ("a/b/../c", "a/c", false, false),
         ("a/../..", "..", false, true),
         ("../x", "../x", true, true),
         (".", ".", true, false),
@@ -32,7 +32,11 @@ fn lexical_normalisation() {
         ("a", "a", true, false),
     ];
     for (text, normalized, was_normal, escapes) in cases {
-        assert_eq!(facts(text), (normalized.to_owned(), was_normal, escapes), "{text}");
+        assert_eq!(
+            facts(text),
+            (normalized.to_owned(), was_normal, escapes),
+            "{text}"
+        );
     }
 }
 
@@ -56,5 +60,8 @@ fn refusals() {
         assert_eq!(p["was_normal"], false);
     }
     let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
-    assert!(normalize(&long)["error"].as_str().unwrap().contains("limit"));
+    assert!(normalize(&long)["error"]
+        .as_str()
+        .unwrap()
+        .contains("limit"));
 }

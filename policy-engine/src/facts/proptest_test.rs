@@ -8,11 +8,47 @@ use proptest::prelude::*;
 fn soup() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         any::<char>().prop_map(String::from),
-        prop::sample::select(&[
-            "SELECT ", "FROM ", "t", "'", "\"", "`", "[", "]", "(", ")", ";", "--", "/*", "*/",
-            "$$", "$t$", "\\", "%", "%2e", "%2f", "..", "/", "@", ":", "//", "http://", "[::1]",
-            "WITH c AS ", "INSERT INTO ", "DELETE ", "0x", "1e9", "\n", "?", "#", "E'", "X'",
-        ][..])
+        prop::sample::select(
+            &[
+                "SELECT ",
+                "FROM ",
+                "t",
+                "'",
+                "\"",
+                "`",
+                "[",
+                "]",
+                "(",
+                ")",
+                ";",
+                "--",
+                "/*",
+                "*/",
+                "$$",
+                "$t$",
+                "\\",
+                "%",
+                "%2e",
+                "%2f",
+                "..",
+                "/",
+                "@",
+                ":",
+                "//",
+                "http://",
+                "[::1]",
+                "WITH c AS ",
+                "INSERT INTO ",
+                "DELETE ",
+                "0x",
+                "1e9",
+                "\n",
+                "?",
+                "#",
+                "E'",
+                "X'",
+            ][..]
+        )
         .prop_map(str::to_owned),
     ];
     prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())

@@ -16,10 +16,16 @@ fn kinds() {
         ("VALUES (1)", "select"),
         ("INSERT INTO orders (id) VALUES (1)", "insert"),
         ("INSERT OR IGNORE INTO orders (id) VALUES (1)", "insert"),
-        ("INSERT INTO orders (id) VALUES (1) ON CONFLICT DO NOTHING", "insert"),
+        (
+            "INSERT INTO orders (id) VALUES (1) ON CONFLICT DO NOTHING",
+            "insert",
+        ),
         ("INSERT OR REPLACE INTO orders (id) VALUES (1)", "replace"),
         ("REPLACE INTO orders (id) VALUES (1)", "replace"),
-        ("INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET status = 'x'", "upsert"),
+        (
+            "INSERT INTO orders (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET status = 'x'",
+            "upsert",
+        ),
         ("UPDATE orders SET status = 'x'", "update"),
         ("DELETE FROM orders", "delete"),
         ("CREATE TABLE t (a)", "create"),
@@ -45,17 +51,29 @@ fn kinds() {
     for (sql, kind) in table {
         assert_eq!(only(sql)["kind"], kind, "{sql}");
     }
-    assert_eq!(parse("TRUNCATE TABLE orders", "postgres")["statements"][0]["kind"], "truncate");
     assert_eq!(
-        parse("INSERT INTO orders (id) VALUES (1) ON DUPLICATE KEY UPDATE id = 2", "mysql")["statements"][0]["kind"],
+        parse("TRUNCATE TABLE orders", "postgres")["statements"][0]["kind"],
+        "truncate"
+    );
+    assert_eq!(
+        parse(
+            "INSERT INTO orders (id) VALUES (1) ON DUPLICATE KEY UPDATE id = 2",
+            "mysql"
+        )["statements"][0]["kind"],
         "upsert"
     );
-    assert_eq!(parse("REPLACE INTO orders VALUES (1)", "mysql")["statements"][0]["kind"], "replace");
+    assert_eq!(
+        parse("REPLACE INTO orders VALUES (1)", "mysql")["statements"][0]["kind"],
+        "replace"
+    );
 }
 
 #[test]
 fn the_issue_attacks_read_as_sqlite_reads_them() {
-    let parsed = parse("UPDATE orders SET status='--' WHERE id=0;/*x*/DROP TABLE customers", "sqlite");
+    let parsed = parse(
+        "UPDATE orders SET status='--' WHERE id=0;/*x*/DROP TABLE customers",
+        "sqlite",
+    );
     assert_eq!(parsed["count"], 2, "{parsed}");
     assert_eq!(parsed["statements"][0]["kind"], "update");
     assert_eq!(parsed["statements"][0]["has_where"], true);
@@ -98,16 +116,43 @@ fn names_are_resolved_like_sqlite() {
 #[test]
 fn reads_reach_every_depth() {
     let cases = [
-        ("SELECT * FROM a JOIN b ON 1 LEFT JOIN c ON 1", json!(["a", "b", "c"])),
-        ("SELECT (SELECT max(x) FROM b) FROM a WHERE y IN (SELECT y FROM c)", json!(["a", "b", "c"])),
-        ("SELECT 1 WHERE EXISTS (SELECT 1 FROM (SELECT * FROM files))", json!(["files"])),
+        (
+            "SELECT * FROM a JOIN b ON 1 LEFT JOIN c ON 1",
+            json!(["a", "b", "c"]),
+        ),
+        (
+            "SELECT (SELECT max(x) FROM b) FROM a WHERE y IN (SELECT y FROM c)",
+            json!(["a", "b", "c"]),
+        ),
+        (
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM (SELECT * FROM files))",
+            json!(["files"]),
+        ),
         ("SELECT * FROM a UNION SELECT * FROM b", json!(["a", "b"])),
-        ("WITH c AS (SELECT * FROM files) SELECT * FROM c", json!(["files"])),
-        ("WITH c AS (SELECT 1), d AS (SELECT * FROM c) SELECT * FROM d", json!([])),
-        ("SELECT * FROM files WHERE 1 IN (WITH files AS (SELECT 1) SELECT * FROM files)", json!(["files"])),
-        ("WITH files AS (SELECT * FROM files) SELECT * FROM files", json!(["files"])),
-        ("SELECT x IN orders FROM customers", json!(["customers", "orders"])),
-        ("SELECT * FROM pragma_table_info('files')", json!(["pragma_table_info"])),
+        (
+            "WITH c AS (SELECT * FROM files) SELECT * FROM c",
+            json!(["files"]),
+        ),
+        (
+            "WITH c AS (SELECT 1), d AS (SELECT * FROM c) SELECT * FROM d",
+            json!([]),
+        ),
+        (
+            "SELECT * FROM files WHERE 1 IN (WITH files AS (SELECT 1) SELECT * FROM files)",
+            json!(["files"]),
+        ),
+        (
+            "WITH files AS (SELECT * FROM files) SELECT * FROM files",
+            json!(["files"]),
+        ),
+        (
+            "SELECT x IN orders FROM customers",
+            json!(["customers", "orders"]),
+        ),
+        (
+            "SELECT * FROM pragma_table_info('files')",
+            json!(["pragma_table_info"]),
+        ),
     ];
     for (sql, reads) in cases {
         assert_eq!(only(sql)["reads"], reads, "{sql}");
@@ -117,15 +162,51 @@ fn reads_reach_every_depth() {
 #[test]
 fn writes_and_reads_of_changing_statements() {
     let cases = [
-        ("INSERT INTO orders SELECT * FROM files", json!(["files"]), json!(["orders"])),
-        ("INSERT INTO orders SELECT * FROM orders", json!(["orders"]), json!(["orders"])),
-        ("INSERT INTO orders (id) VALUES (1)", json!([]), json!(["orders"])),
-        ("UPDATE orders SET status = (SELECT name FROM customers) WHERE id = 1", json!(["customers", "orders"]), json!(["orders"])),
-        ("UPDATE orders SET status = 'x' FROM files WHERE 1", json!(["files", "orders"]), json!(["orders"])),
-        ("DELETE FROM orders WHERE id IN (SELECT id FROM files)", json!(["files", "orders"]), json!(["orders"])),
-        ("CREATE TABLE copy AS SELECT * FROM files", json!(["files"]), json!(["copy"])),
-        ("CREATE INDEX i ON orders (status)", json!(["orders"]), json!(["i", "orders"])),
-        ("ALTER TABLE orders RENAME TO o2", json!([]), json!(["o2", "orders"])),
+        (
+            "INSERT INTO orders SELECT * FROM files",
+            json!(["files"]),
+            json!(["orders"]),
+        ),
+        (
+            "INSERT INTO orders SELECT * FROM orders",
+            json!(["orders"]),
+            json!(["orders"]),
+        ),
+        (
+            "INSERT INTO orders (id) VALUES (1)",
+            json!([]),
+            json!(["orders"]),
+        ),
+        (
+            "UPDATE orders SET status = (SELECT name FROM customers) WHERE id = 1",
+            json!(["customers", "orders"]),
+            json!(["orders"]),
+        ),
+        (
+            "UPDATE orders SET status = 'x' FROM files WHERE 1",
+            json!(["files", "orders"]),
+            json!(["orders"]),
+        ),
+        (
+            "DELETE FROM orders WHERE id IN (SELECT id FROM files)",
+            json!(["files", "orders"]),
+            json!(["orders"]),
+        ),
+        (
+            "CREATE TABLE copy AS SELECT * FROM files",
+            json!(["files"]),
+            json!(["copy"]),
+        ),
+        (
+            "CREATE INDEX i ON orders (status)",
+            json!(["orders"]),
+            json!(["i", "orders"]),
+        ),
+        (
+            "ALTER TABLE orders RENAME TO o2",
+            json!([]),
+            json!(["o2", "orders"]),
+        ),
         ("DROP TABLE IF EXISTS a, b", json!([]), json!(["a", "b"])),
         (
             "CREATE TRIGGER t AFTER INSERT ON orders BEGIN DELETE FROM customers; END",
@@ -141,12 +222,24 @@ fn writes_and_reads_of_changing_statements() {
 
 #[test]
 fn flags() {
-    assert_eq!(only("UPDATE orders SET status = 'x' WHERE 1=1")["has_where"], true);
+    assert_eq!(
+        only("UPDATE orders SET status = 'x' WHERE 1=1")["has_where"],
+        true
+    );
     assert_eq!(only("DELETE FROM orders")["has_where"], false);
-    assert_eq!(only("UPDATE OR REPLACE orders SET id = 1")["replaces"], true);
-    assert_eq!(only("INSERT INTO orders (id) VALUES (1)")["replaces"], false);
+    assert_eq!(
+        only("UPDATE OR REPLACE orders SET id = 1")["replaces"],
+        true
+    );
+    assert_eq!(
+        only("INSERT INTO orders (id) VALUES (1)")["replaces"],
+        false
+    );
     let explained = only("EXPLAIN QUERY PLAN DELETE FROM customers");
-    assert_eq!((&explained["kind"], &explained["explain"]), (&json!("delete"), &json!(true)));
+    assert_eq!(
+        (&explained["kind"], &explained["explain"]),
+        (&json!("delete"), &json!(true))
+    );
     assert_eq!(
         only("SELECT load_extension('x'), UPPER(name), main.f(1) FROM t")["functions"],
         json!(["f", "load_extension", "upper"])
@@ -194,17 +287,29 @@ fn refusals_are_values_with_no_statements() {
     ] {
         let parsed = parse(sql, dialect);
         assert_eq!(parsed["ok"], false, "{sql}");
-        assert!(parsed["error"].as_str().unwrap().contains(needle), "{parsed}");
+        assert!(
+            parsed["error"].as_str().unwrap().contains(needle),
+            "{parsed}"
+        );
         assert_eq!(parsed["statements"], json!([]));
         assert_eq!(parsed["count"], 0);
     }
     let long = format!("SELECT '{}'", "x".repeat(MAX_SQL_BYTES));
-    assert!(parse(&long, "sqlite")["error"].as_str().unwrap().contains("limit"));
+    assert!(parse(&long, "sqlite")["error"]
+        .as_str()
+        .unwrap()
+        .contains("limit"));
     let many = "SELECT 1;".repeat(MAX_STATEMENTS + 1);
-    assert!(parse(&many, "sqlite")["error"].as_str().unwrap().contains("statements"));
+    assert!(parse(&many, "sqlite")["error"]
+        .as_str()
+        .unwrap()
+        .contains("statements"));
     let deep = format!("SELECT {}1{}", "(".repeat(200), ")".repeat(200));
     assert_eq!(parse(&deep, "sqlite")["ok"], false);
-    assert_eq!(parse("", "sqlite"), json!({"ok": true, "dialect": "sqlite", "count": 0, "statements": []}));
+    assert_eq!(
+        parse("", "sqlite"),
+        json!({"ok": true, "dialect": "sqlite", "count": 0, "statements": []})
+    );
     assert_eq!(parse("-- nothing", "sqlite")["count"], 0);
 }
 
@@ -216,19 +321,31 @@ fn literal_spans_cover_values_only() {
     assert_eq!(values, ["--", "0"]);
 
     let text = "SELECT 'it''s', x'00ff', 1.5e3, \"ident\", [also], 'é' -- '1'\n";
-    let values: Vec<&str> = literal_spans(text, "sqlite").iter().map(|r| &text[r.clone()]).collect();
+    let values: Vec<&str> = literal_spans(text, "sqlite")
+        .iter()
+        .map(|r| &text[r.clone()])
+        .collect();
     assert_eq!(values, ["it", "s", "00ff", "1.5e3", "é"]);
 
     let text = "SELECT $t$a'b$t$, E'x\\'y'";
-    let values: Vec<&str> = literal_spans(text, "postgres").iter().map(|r| &text[r.clone()]).collect();
+    let values: Vec<&str> = literal_spans(text, "postgres")
+        .iter()
+        .map(|r| &text[r.clone()])
+        .collect();
     assert_eq!(values, ["a'b", "x", "y"]);
 
     let text = "SELECT \"dq\", 'a\\'b'";
-    let values: Vec<&str> = literal_spans(text, "mysql").iter().map(|r| &text[r.clone()]).collect();
+    let values: Vec<&str> = literal_spans(text, "mysql")
+        .iter()
+        .map(|r| &text[r.clone()])
+        .collect();
     assert_eq!(values, ["dq", "a", "b"]);
 
     let text = "SELECT 1\nFROM t WHERE a = '\nsecret\n' AND b = 22";
-    let values: Vec<&str> = literal_spans(text, "sqlite").iter().map(|r| &text[r.clone()]).collect();
+    let values: Vec<&str> = literal_spans(text, "sqlite")
+        .iter()
+        .map(|r| &text[r.clone()])
+        .collect();
     assert_eq!(values, ["1", "\nsecret\n", "22"]);
 
     assert!(literal_spans("SELECT 'open", "sqlite").is_empty());

@@ -112,7 +112,10 @@ fn ambiguities(text: &str, url: &Url, raw_host: Option<&str>) -> Vec<&'static st
     if text.contains('\\') {
         found.push("backslash");
     }
-    if text.chars().any(|c| c.is_ascii_control() || c.is_whitespace()) {
+    if text
+        .chars()
+        .any(|c| c.is_ascii_control() || c.is_whitespace())
+    {
         found.push("whitespace_or_control");
     }
     if !text.is_ascii() {
@@ -152,7 +155,9 @@ fn host_part(authority: &str) -> &str {
             .and_then(|end| host_port.get(..=end))
             .unwrap_or(host_port);
     }
-    host_port.rsplit_once(':').map_or(host_port, |(host, _)| host)
+    host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host)
 }
 
 #[cfg(test)]

@@ -46,7 +46,11 @@ fn hosts_are_normalised() {
     ];
     for (text, host, kind, canonical) in cases {
         let u = parse(text);
-        assert_eq!((&u["host"], &u["host_kind"]), (&host.into(), &kind.into()), "{text}: {u}");
+        assert_eq!(
+            (&u["host"], &u["host_kind"]),
+            (&host.into(), &kind.into()),
+            "{text}: {u}"
+        );
         assert_eq!(u["canonical"], canonical, "{text}: {u}");
     }
 }
@@ -54,15 +58,37 @@ fn hosts_are_normalised() {
 #[test]
 fn ports_userinfo_and_odd_shapes() {
     let u = parse("http://a.com:8080/");
-    assert_eq!((&u["port"], &u["port_explicit"]), (&8080.into(), &true.into()));
-    assert_eq!(parse("http://a.com:80/")["canonical"], false, "default port is dropped");
+    assert_eq!(
+        (&u["port"], &u["port_explicit"]),
+        (&8080.into(), &true.into())
+    );
+    assert_eq!(
+        parse("http://a.com:80/")["canonical"],
+        false,
+        "default port is dropped"
+    );
     assert_eq!(parse("file:///etc/passwd")["port"], serde_json::Value::Null);
     let u = parse("https://api.github.com@evil.com/");
-    assert_eq!((&u["host"], &u["userinfo"], &u["canonical"]), (&"evil.com".into(), &true.into(), &false.into()));
+    assert_eq!(
+        (&u["host"], &u["userinfo"], &u["canonical"]),
+        (&"evil.com".into(), &true.into(), &false.into())
+    );
     let u = parse("https://a@b@evil.com/");
     assert_eq!(u["host"], "evil.com");
-    assert!(u["ambiguities"].as_array().unwrap().iter().any(|a| a == "multiple_at"), "{u}");
-    for text in ["https://a.com/\tx", "https://a.com/x\n", " https://a.com/", "HTTPS://a.com/"] {
+    assert!(
+        u["ambiguities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "multiple_at"),
+        "{u}"
+    );
+    for text in [
+        "https://a.com/\tx",
+        "https://a.com/x\n",
+        " https://a.com/",
+        "HTTPS://a.com/",
+    ] {
         let u = parse(text);
         assert_eq!(u["ok"], true, "{text:?}");
         assert_eq!(u["canonical"], false, "{text:?}");
@@ -71,7 +97,14 @@ fn ports_userinfo_and_odd_shapes() {
 
 #[test]
 fn refusals() {
-    for text in ["/relative", "", "https://", "http://[::1/", "http://a.com:99999/", "http://a b.com/"] {
+    for text in [
+        "/relative",
+        "",
+        "https://",
+        "http://[::1/",
+        "http://a.com:99999/",
+        "http://a b.com/",
+    ] {
         let u = parse(text);
         assert_eq!(u["ok"], false, "{text}: {u}");
         assert_eq!((&u["host"], &u["canonical"]), (&"".into(), &false.into()));

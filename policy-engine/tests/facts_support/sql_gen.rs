@@ -48,10 +48,33 @@ fn new_name() -> impl Strategy<Value = String> {
 fn literal() -> impl Strategy<Value = String> {
     select(
         &[
-            "0", "7", "-1", "1.5e3", "0x1F", "NULL", "'x'", "''", "'--'", "'/*'", "'*/'", "';'",
-            "'it''s'", "'\\'", "'\"'", "'`'", "'['", "']'", "'DROP TABLE customers'",
-            "'--;DROP TABLE customers'", "x'00ff'", "\"dq\"", "'$$'", "'#'", "'/app/.env'",
-            "'a\nb'", "'-----BEGIN PRIVATE KEY-----'",
+            "0",
+            "7",
+            "-1",
+            "1.5e3",
+            "0x1F",
+            "NULL",
+            "'x'",
+            "''",
+            "'--'",
+            "'/*'",
+            "'*/'",
+            "';'",
+            "'it''s'",
+            "'\\'",
+            "'\"'",
+            "'`'",
+            "'['",
+            "']'",
+            "'DROP TABLE customers'",
+            "'--;DROP TABLE customers'",
+            "x'00ff'",
+            "\"dq\"",
+            "'$$'",
+            "'#'",
+            "'/app/.env'",
+            "'a\nb'",
+            "'-----BEGIN PRIVATE KEY-----'",
         ][..],
     )
     .prop_map(str::to_owned)
@@ -150,7 +173,10 @@ fn statement() -> impl Strategy<Value = Vec<String>> {
         ])
     });
     prop_oneof![3 => dml, 2 => ddl].prop_map(|text| {
-        text.split(' ').filter(|t| !t.is_empty()).map(str::to_owned).collect()
+        text.split(' ')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
     })
 }
 
@@ -162,7 +188,11 @@ fn separator() -> impl Strategy<Value = &'static str> {
 /// Characters dropped in at a random place: each can turn code into a literal or a
 /// comment, or end one, for one tokenizer and not the other.
 fn stray() -> impl Strategy<Value = &'static str> {
-    select(&["'", "\"", "`", "[", "]", "--", "/*", "*/", ";", "\\", "\n", "#", "$$", "\u{0}"][..])
+    select(
+        &[
+            "'", "\"", "`", "[", "]", "--", "/*", "*/", ";", "\\", "\n", "#", "$$", "\u{0}",
+        ][..],
+    )
 }
 
 /// A whole SQL text: one to four statements, gaps between their tokens, an optional
@@ -205,7 +235,11 @@ fn assemble((statements, gaps, separators, trailer, strays): Parts) -> String {
     }
     out.push_str(trailer);
     for (at, s) in strays {
-        let boundaries: Vec<usize> = out.char_indices().map(|(i, _)| i).chain([out.len()]).collect();
+        let boundaries: Vec<usize> = out
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([out.len()])
+            .collect();
         let at = boundaries[at.index(boundaries.len())];
         out.insert_str(at, s);
     }

@@ -83,7 +83,10 @@ pub fn actions(sql: &str) -> Vec<Action> {
                 // SQLite would have done. SQLite cannot go on past a text it cannot
                 // prepare: neither can the server.
                 let mut log = log.lock().unwrap();
-                let tail: Vec<(Action, bool)> = log.drain(before..).filter(|(_, refused)| *refused).collect();
+                let tail: Vec<(Action, bool)> = log
+                    .drain(before..)
+                    .filter(|(_, refused)| *refused)
+                    .collect();
                 log.extend(tail);
                 break;
             }
@@ -104,18 +107,38 @@ fn describe(ctx: &AuthContext<'_>) -> (Action, bool) {
             let in_memory = filename.is_empty() || filename == ":memory:";
             return (with_accessor(action, ctx), !in_memory);
         }
-        AuthAction::CreateIndex { index_name, table_name }
-        | AuthAction::CreateTempIndex { index_name, table_name }
-        | AuthAction::DropIndex { index_name, table_name }
-        | AuthAction::DropTempIndex { index_name, table_name } => {
-            (variant(&ctx.action), low(index_name), low(table_name))
+        AuthAction::CreateIndex {
+            index_name,
+            table_name,
         }
-        AuthAction::CreateTrigger { trigger_name, table_name }
-        | AuthAction::CreateTempTrigger { trigger_name, table_name }
-        | AuthAction::DropTrigger { trigger_name, table_name }
-        | AuthAction::DropTempTrigger { trigger_name, table_name } => {
-            (variant(&ctx.action), low(trigger_name), low(table_name))
+        | AuthAction::CreateTempIndex {
+            index_name,
+            table_name,
         }
+        | AuthAction::DropIndex {
+            index_name,
+            table_name,
+        }
+        | AuthAction::DropTempIndex {
+            index_name,
+            table_name,
+        } => (variant(&ctx.action), low(index_name), low(table_name)),
+        AuthAction::CreateTrigger {
+            trigger_name,
+            table_name,
+        }
+        | AuthAction::CreateTempTrigger {
+            trigger_name,
+            table_name,
+        }
+        | AuthAction::DropTrigger {
+            trigger_name,
+            table_name,
+        }
+        | AuthAction::DropTempTrigger {
+            trigger_name,
+            table_name,
+        } => (variant(&ctx.action), low(trigger_name), low(table_name)),
         AuthAction::CreateTable { table_name }
         | AuthAction::CreateTempTable { table_name }
         | AuthAction::DropTable { table_name }
@@ -136,25 +159,41 @@ fn describe(ctx: &AuthContext<'_>) -> (Action, bool) {
         | AuthAction::DropTempView { view_name } => {
             (variant(&ctx.action), low(view_name), String::new())
         }
-        AuthAction::Pragma { pragma_name, .. } => ("Pragma".to_owned(), low(pragma_name), String::new()),
+        AuthAction::Pragma { pragma_name, .. } => {
+            ("Pragma".to_owned(), low(pragma_name), String::new())
+        }
         AuthAction::Function { function_name } => {
             ("Function".to_owned(), low(function_name), String::new())
         }
-        AuthAction::Detach { database_name } => ("Detach".to_owned(), low(database_name), String::new()),
-        AuthAction::Reindex { index_name } => ("Reindex".to_owned(), low(index_name), String::new()),
+        AuthAction::Detach { database_name } => {
+            ("Detach".to_owned(), low(database_name), String::new())
+        }
+        AuthAction::Reindex { index_name } => {
+            ("Reindex".to_owned(), low(index_name), String::new())
+        }
         _ => (variant(&ctx.action), String::new(), String::new()),
     };
     (with_accessor((what, object, table), ctx), false)
 }
 
 fn with_accessor((what, object, table): (String, String, String), ctx: &AuthContext<'_>) -> Action {
-    Action { what, object, table, accessor: ctx.accessor.map(str::to_ascii_lowercase), running: false }
+    Action {
+        what,
+        object,
+        table,
+        accessor: ctx.accessor.map(str::to_ascii_lowercase),
+        running: false,
+    }
 }
 
 /// `AuthAction`'s variant name, from its Debug form.
 fn variant(action: &AuthAction<'_>) -> String {
     let debug = format!("{action:?}");
-    debug.split([' ', '{', '(']).next().unwrap_or_default().to_owned()
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The facts of one statement, as sets.
@@ -167,7 +206,12 @@ struct Facts {
 
 fn facts_of(parsed: &Value) -> Vec<Facts> {
     let set = |s: &Value, key: &str| -> BTreeSet<String> {
-        s[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
     };
     parsed["statements"]
         .as_array()
@@ -190,7 +234,9 @@ const OPERATOR_FUNCTIONS: &[&str] = &["like", "glob", "regexp", "match", "->", "
 pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
     let facts = facts_of(parsed);
     let has = |kinds: &[&str], name: &str| {
-        facts.iter().any(|f| kinds.contains(&f.kind.as_str()) && f.writes.contains(name))
+        facts
+            .iter()
+            .any(|f| kinds.contains(&f.kind.as_str()) && f.writes.contains(name))
     };
     let any_kind = |kinds: &[&str]| facts.iter().any(|f| kinds.contains(&f.kind.as_str()));
     let mut missing = Vec::new();
@@ -214,7 +260,9 @@ pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
         } else if name.starts_with("sqlite_") && is_write(&action.what) {
             // SQLite's own bookkeeping (sqlite_schema, sqlite_sequence, sqlite_stat1):
             // changed by DDL, AUTOINCREMENT inserts, ANALYZE.
-            any_kind(&["create", "drop", "alter", "insert", "replace", "upsert", "other"])
+            any_kind(&[
+                "create", "drop", "alter", "insert", "replace", "upsert", "other",
+            ])
         } else if name.starts_with("sqlite_") && action.what == "Read" && ddl {
             // DROP reads the schema table to find what to drop.
             true
@@ -223,7 +271,9 @@ pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
                 "Insert" => has(&["insert", "replace", "upsert"], name),
                 "Update" => has(&["update", "upsert"], name),
                 "Delete" => has(&["delete", "drop", "truncate"], name),
-                "Read" => facts.iter().any(|f| f.reads.contains(name) || f.writes.contains(name)),
+                "Read" => facts
+                    .iter()
+                    .any(|f| f.reads.contains(name) || f.writes.contains(name)),
                 "CreateTable" | "CreateTempTable" | "CreateView" | "CreateTempView"
                 | "CreateIndex" | "CreateTempIndex" | "CreateTrigger" | "CreateTempTrigger"
                 | "CreateVtable" => has(&["create"], name),
@@ -236,7 +286,9 @@ pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
                 "Detach" => any_kind(&["detach"]),
                 "Pragma" => {
                     any_kind(&["pragma"])
-                        || facts.iter().any(|f| f.reads.contains(&format!("pragma_{name}")))
+                        || facts
+                            .iter()
+                            .any(|f| f.reads.contains(&format!("pragma_{name}")))
                 }
                 "Transaction" | "Savepoint" => any_kind(&["transaction"]),
                 // ANALYZE and REINDEX are `other`; CREATE INDEX also asks for REINDEX.

@@ -31,7 +31,10 @@ pub fn literal_spans(text: &str, dialect: &str) -> Vec<Range<usize>> {
     let Ok(tokens) = Tokenizer::new(dialect, text).tokenize_with_location() else {
         return Vec::new();
     };
-    let literals: Vec<&TokenWithSpan> = tokens.iter().filter(|t| literal(&t.token).is_some()).collect();
+    let literals: Vec<&TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| literal(&t.token).is_some())
+        .collect();
     let mut offsets = Offsets::new(text);
     let mut spans = Vec::new();
     for token in literals {
@@ -95,7 +98,13 @@ fn quoted_content(text: &str, token: Range<usize>) -> Vec<Range<usize>> {
     let Some(open) = source.find(['\'', '"']) else {
         return Vec::new();
     };
-    runs_without(source, token.start, open + 1, source.len(), &['\'', '"', '\\', '$'])
+    runs_without(
+        source,
+        token.start,
+        open + 1,
+        source.len(),
+        &['\'', '"', '\\', '$'],
+    )
 }
 
 /// The runs of a dollar-quoted literal's content between its opening and closing tags.

@@ -263,7 +263,11 @@ fn classify_schema(statement: &Statement) -> Shape {
             Shape::new(Kind::Alter).targets(targets, false)
         }
         Statement::Truncate(truncate) => {
-            let targets = truncate.table_names.iter().map(|t| t.name.clone()).collect();
+            let targets = truncate
+                .table_names
+                .iter()
+                .map(|t| t.name.clone())
+                .collect();
             Shape::new(Kind::Truncate).targets(targets, true)
         }
         Statement::AttachDatabase { schema_name, .. } => {
@@ -373,9 +377,13 @@ impl Walk {
             return false;
         };
         let name = ident.value.to_ascii_lowercase();
-        self.scopes
-            .iter()
-            .any(|scope| scope.aliases.iter().take(scope.visible).any(|alias| *alias == name))
+        self.scopes.iter().any(|scope| {
+            scope
+                .aliases
+                .iter()
+                .take(scope.visible)
+                .any(|alias| *alias == name)
+        })
     }
 }
 
@@ -400,7 +408,11 @@ impl Visitor for Walk {
                 query: here,
                 visible: aliases.len(),
                 aliases,
-                bodies: with.cte_tables.iter().map(|cte| address(&cte.query)).collect(),
+                bodies: with
+                    .cte_tables
+                    .iter()
+                    .map(|cte| address(&cte.query))
+                    .collect(),
             });
         }
         ControlFlow::Continue(())
@@ -412,8 +424,7 @@ impl Visitor for Walk {
             self.scopes.pop();
         }
         if self.bodies.last().is_some_and(|(body, _)| *body == here) {
-            if let (Some((_, visible)), Some(scope)) = (self.bodies.pop(), self.scopes.last_mut())
-            {
+            if let (Some((_, visible)), Some(scope)) = (self.bodies.pop(), self.scopes.last_mut()) {
                 scope.visible = visible;
             }
         }
