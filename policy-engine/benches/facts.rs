@@ -33,6 +33,19 @@ fn two_kib() -> String {
     sql
 }
 
+/// Texts at the 64 KiB bound that work the parser hardest (found by trying shapes:
+/// long lists and chains; nesting stops at the recursion limit at once).
+fn worst_cases() -> Vec<(&'static str, String)> {
+    let n = 63 * 1024;
+    vec![
+        ("select list", format!("SELECT 1{}", ",a".repeat(n / 2))),
+        ("IN list", format!("SELECT 1 IN (1{})", ",1".repeat(n / 2))),
+        ("OR chain", format!("SELECT 1{}", " OR 1".repeat(n / 5))),
+        ("7,000 statements", "SELECT 1;".repeat(n / 9)),
+        ("nested parens", format!("SELECT {}", "(".repeat(n))),
+    ]
+}
+
 fn tokenize(text: &str) -> usize {
     Tokenizer::new(&SQLiteDialect {}, text)
         .tokenize_with_location()
