@@ -184,3 +184,28 @@ fn what_sqlparser_cannot_read_is_refused() {
         }
     }
 }
+
+/// Real differentials found: texts on which SQLite drops `files` while `sqlparser`
+/// cannot read them. The facts refuse them, so no policy sees them as harmless.
+#[test]
+fn sqlite_runs_texts_sqlparser_refuses() {
+    for text in [
+        // SQLite's type names may be strings: `CAST(1 AS TEXT 'a\')` closes at the
+        // second quote, and the DROP after it runs.
+        "SELECT CAST(1 AS TEXT'a\\'); DROP TABLE files; --')",
+        // A bare word as a PRAGMA value.
+        "PRAGMA foreign_keys = off; DROP TABLE files",
+        // A dollar-quoted string is not SQLite's: `$a$` is a parameter to SQLite.
+        "SELECT $a$; DROP TABLE files; $a$",
+    ] {
+        let parsed = sql::parse(text, "sqlite");
+        assert_eq!(parsed["ok"], false, "{text}: {parsed}");
+        let actions = sqlite::actions(text);
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.what == "DropTable" && a.object == "files"),
+            "{text}: SQLite no longer drops files: {actions:?}"
+        );
+    }
+}

@@ -75,6 +75,13 @@ fn literal() -> impl Strategy<Value = String> {
             "'/app/.env'",
             "'a\nb'",
             "'-----BEGIN PRIVATE KEY-----'",
+            "E'a\\'",
+            "N'x'",
+            "X'41'",
+            "B'01'",
+            "U&'x'",
+            "'a\\'",
+            "$1",
         ][..],
     )
     .prop_map(str::to_owned)
@@ -136,11 +143,18 @@ fn statement() -> impl Strategy<Value = Vec<String>> {
                 format!("EXPLAIN DELETE FROM {t} {w}"),
                 format!("EXPLAIN QUERY PLAN SELECT * FROM {t}"),
                 format!("SELECT * FROM pragma_table_info({l})"),
+                format!("SELECT {l} {l2}"),
+                format!("SELECT CAST({l} AS TEXT {l2})"),
+                format!("SELECT * FROM {t} {l2}"),
             ])
         },
     );
     let ddl = (table(), table(), new_name(), literal()).prop_flat_map(|((t, c), (t2, _), n, l)| {
         select(vec![
+            "SELECT * FROM sqlite_schema".to_owned(),
+            "SELECT name FROM temp.sqlite_master".to_owned(),
+            "SELECT sql FROM \"main\".SQLITE_MASTER".to_owned(),
+            "SELECT * FROM sqlite_temp_schema".to_owned(),
             format!("DROP TABLE {t}"),
             format!("DROP TABLE IF EXISTS {t}"),
             format!("CREATE TABLE {n} (a, b)"),

@@ -279,7 +279,8 @@ pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
                 | "CreateVtable" => has(&["create"], name),
                 "DropTable" | "DropTempTable" | "DropView" | "DropTempView" | "DropIndex"
                 | "DropTempIndex" | "DropTrigger" | "DropTempTrigger" | "DropVtable" => {
-                    has(&["drop"], name)
+                    // Dropping a table drops its indexes and triggers with it.
+                    has(&["drop"], name) || has(&["drop"], &action.table)
                 }
                 "AlterTable" => has(&["alter"], name),
                 "Attach" => any_kind(&["attach"]),

@@ -143,7 +143,9 @@ pub(super) fn facts(statement: &Statement) -> Value {
 }
 
 /// A name as SQLite resolves it: the last part, ASCII-lower-cased (SQLite folds only
-/// ASCII), and the qualifiers before it other than `main`.
+/// ASCII), and the qualifiers before it other than `main`. The schema table's aliases
+/// become its classic names: `sqlite_schema` is `sqlite_master`, `temp.sqlite_master`
+/// and `sqlite_temp_schema` are `sqlite_temp_master`.
 fn normalise(name: &ObjectName) -> (String, Vec<String>) {
     let mut parts: Vec<String> = name
         .0
@@ -155,6 +157,14 @@ fn normalise(name: &ObjectName) -> (String, Vec<String>) {
         .collect();
     let last = parts.pop().unwrap_or_default();
     parts.retain(|qualifier| qualifier != "main");
+    // SQLite's schema table answers to several names: report the one a rule names.
+    let temp = parts.iter().any(|qualifier| qualifier == "temp");
+    let last = match last.as_str() {
+        "sqlite_schema" | "sqlite_master" if temp => "sqlite_temp_master".to_owned(),
+        "sqlite_schema" => "sqlite_master".to_owned(),
+        "sqlite_temp_schema" => "sqlite_temp_master".to_owned(),
+        _ => last,
+    };
     (last, parts)
 }
 
