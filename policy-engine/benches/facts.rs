@@ -133,6 +133,27 @@ fn bench(c: &mut Criterion) {
         us(url),
         us(path)
     );
+
+    println!(
+        "\nworst cases at the {} KiB bound (median of 15 calls):",
+        sql::MAX_SQL_BYTES / 1024
+    );
+    for (name, text) in worst_cases() {
+        let mut samples: Vec<Duration> = (0..15)
+            .map(|_| {
+                let started = Instant::now();
+                black_box(sql::parse(black_box(&text), "sqlite"));
+                started.elapsed()
+            })
+            .collect();
+        samples.sort_unstable();
+        let ok = sql::parse(&text, "sqlite")["ok"] == true;
+        println!(
+            "{name:<18} {:>8} bytes {:>10.2} ms  ok={ok}",
+            text.len(),
+            samples[7].as_secs_f64() * 1e3
+        );
+    }
 }
 
 criterion_group! {

@@ -233,81 +233,82 @@ const OPERATOR_FUNCTIONS: &[&str] = &["like", "glob", "regexp", "match", "->", "
 /// report, described for a failure message. Empty when the facts cover all of them.
 pub fn uncovered(parsed: &Value, actions: &[Action]) -> Vec<String> {
     let facts = facts_of(parsed);
+    actions
+        .iter()
+        .filter(|action| !covers(&facts, action))
+        .map(|action| format!("{action:?}"))
+        .collect()
+}
+
+/// Whether the facts report `action`.
+fn covers(facts: &[Facts], action: &Action) -> bool {
     let has = |kinds: &[&str], name: &str| {
         facts
             .iter()
             .any(|f| kinds.contains(&f.kind.as_str()) && f.writes.contains(name))
     };
     let any_kind = |kinds: &[&str]| facts.iter().any(|f| kinds.contains(&f.kind.as_str()));
-    let mut missing = Vec::new();
-    for action in actions {
-        let name = action.object.as_str();
-        let ddl = any_kind(&["create", "drop", "alter", "vacuum", "other"]);
-        let covered = if action.running && ddl {
-            true
-        } else if let (Some(accessor), true) = (&action.accessor, is_write(&action.what)) {
-            // Run by a trigger or view body: that trigger or view must be one the text
-            // creates (the schema has none), with this table among its targets or reads.
-            facts.iter().any(|f| {
-                f.kind == "create"
-                    && f.writes.contains(accessor)
-                    && (name.is_empty()
-                        || f.writes.contains(name)
-                        || f.reads.contains(name)
-                        || f.functions.contains(name)
-                        || OPERATOR_FUNCTIONS.contains(&name))
-            })
-        } else if name.starts_with("sqlite_") && is_write(&action.what) {
-            // SQLite's own bookkeeping (sqlite_schema, sqlite_sequence, sqlite_stat1):
-            // changed by DDL, AUTOINCREMENT inserts, ANALYZE.
-            any_kind(&[
-                "create", "drop", "alter", "insert", "replace", "upsert", "other",
-            ])
-        } else if name.starts_with("sqlite_") && action.what == "Read" && ddl {
-            // DROP reads the schema table to find what to drop.
-            true
-        } else {
-            match action.what.as_str() {
-                "Insert" => has(&["insert", "replace", "upsert"], name),
-                "Update" => has(&["update", "upsert"], name),
-                "Delete" => has(&["delete", "drop", "truncate"], name),
-                "Read" => facts
-                    .iter()
-                    .any(|f| f.reads.contains(name) || f.writes.contains(name)),
-                "CreateTable" | "CreateTempTable" | "CreateView" | "CreateTempView"
-                | "CreateIndex" | "CreateTempIndex" | "CreateTrigger" | "CreateTempTrigger"
-                | "CreateVtable" => has(&["create"], name),
-                "DropTable" | "DropTempTable" | "DropView" | "DropTempView" | "DropIndex"
-                | "DropTempIndex" | "DropTrigger" | "DropTempTrigger" | "DropVtable" => {
-                    // Dropping a table drops its indexes and triggers with it.
-                    has(&["drop"], name) || has(&["drop"], &action.table)
-                }
-                "AlterTable" => has(&["alter"], name),
-                "Attach" => any_kind(&["attach"]),
-                "Detach" => any_kind(&["detach"]),
-                "Pragma" => {
-                    any_kind(&["pragma"])
-                        || facts
-                            .iter()
-                            .any(|f| f.reads.contains(&format!("pragma_{name}")))
-                }
-                "Transaction" | "Savepoint" => any_kind(&["transaction"]),
-                // ANALYZE and REINDEX are `other`; CREATE INDEX also asks for REINDEX.
-                "Analyze" | "Reindex" => ddl,
-                // DDL runs SQLite's own SQL (ALTER TABLE calls printf, substr...).
-                "Function" => {
-                    ddl || OPERATOR_FUNCTIONS.contains(&name)
-                        || facts.iter().any(|f| f.functions.contains(name))
-                }
-                "Select" | "Recursive" => true,
-                _ => false,
-            }
-        };
-        if !covered {
-            missing.push(format!("{action:?}"));
-        }
+    let name = action.object.as_str();
+    let ddl = any_kind(&["create", "drop", "alter", "vacuum", "other"]);
+    if action.running && ddl {
+        return true;
     }
-    missing
+    if let (Some(accessor), true) = (&action.accessor, is_write(&action.what)) {
+        // Run by a trigger body: that trigger must be one the text creates (the schema
+        // has none), with this table among its targets or reads.
+        return facts.iter().any(|f| {
+            f.kind == "create"
+                && f.writes.contains(accessor)
+                && (name.is_empty() || f.writes.contains(name) || f.reads.contains(name))
+        });
+    }
+    if name.starts_with("sqlite_") && is_write(&action.what) {
+        // SQLite's own bookkeeping (sqlite_schema, sqlite_sequence, sqlite_stat1):
+        // changed by DDL, AUTOINCREMENT inserts, ANALYZE.
+        return any_kind(&[
+            "create", "drop", "alter", "insert", "replace", "upsert", "other",
+        ]);
+    }
+    if name.starts_with("sqlite_") && action.what == "Read" && ddl {
+        // DROP reads the schema table to find what to drop.
+        return true;
+    }
+    match action.what.as_str() {
+        "Insert" => has(&["insert", "replace", "upsert"], name),
+        "Update" => has(&["update", "upsert"], name),
+        "Delete" => has(&["delete", "drop", "truncate"], name),
+        "Read" => facts
+            .iter()
+            .any(|f| f.reads.contains(name) || f.writes.contains(name)),
+        "CreateTable" | "CreateTempTable" | "CreateView" | "CreateTempView" | "CreateIndex"
+        | "CreateTempIndex" | "CreateTrigger" | "CreateTempTrigger" | "CreateVtable" => {
+            has(&["create"], name)
+        }
+        "DropTable" | "DropTempTable" | "DropView" | "DropTempView" | "DropIndex"
+        | "DropTempIndex" | "DropTrigger" | "DropTempTrigger" | "DropVtable" => {
+            // Dropping a table drops its indexes and triggers with it.
+            has(&["drop"], name) || has(&["drop"], &action.table)
+        }
+        "AlterTable" => has(&["alter"], name),
+        "Attach" => any_kind(&["attach"]),
+        "Detach" => any_kind(&["detach"]),
+        "Pragma" => {
+            any_kind(&["pragma"])
+                || facts
+                    .iter()
+                    .any(|f| f.reads.contains(&format!("pragma_{name}")))
+        }
+        "Transaction" | "Savepoint" => any_kind(&["transaction"]),
+        // ANALYZE and REINDEX are `other`; CREATE INDEX also asks for REINDEX.
+        "Analyze" | "Reindex" => ddl,
+        // DDL runs SQLite's own SQL (ALTER TABLE calls printf, substr...).
+        "Function" => {
+            ddl || OPERATOR_FUNCTIONS.contains(&name)
+                || facts.iter().any(|f| f.functions.contains(name))
+        }
+        "Select" | "Recursive" => true,
+        _ => false,
+    }
 }
 
 fn is_write(what: &str) -> bool {

@@ -229,7 +229,7 @@ fn classify(statement: &Statement) -> Shape {
     }
 }
 
-/// DDL, ATTACH, PRAGMA, transactions and the rest.
+/// CREATE, DROP, ALTER, RENAME and TRUNCATE; the rest goes on to [`classify_other`].
 fn classify_schema(statement: &Statement) -> Shape {
     match statement {
         Statement::CreateTable(create) => {
@@ -280,6 +280,13 @@ fn classify_schema(statement: &Statement) -> Shape {
                 .collect();
             Shape::new(Kind::Truncate).targets(targets, true)
         }
+        other => classify_other(other),
+    }
+}
+
+/// ATTACH, PRAGMA, VACUUM, transactions, MERGE and, by first keyword, everything else.
+fn classify_other(statement: &Statement) -> Shape {
+    match statement {
         Statement::AttachDatabase { schema_name, .. } => {
             let mut shape = Shape::new(Kind::Attach);
             shape.schemas.push(schema_name.value.to_ascii_lowercase());
