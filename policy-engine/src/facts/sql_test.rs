@@ -66,6 +66,11 @@ fn kinds() {
         parse("REPLACE INTO orders VALUES (1)", "mysql")["statements"][0]["kind"],
         "replace"
     );
+    let copy = &parse("COPY orders FROM '/tmp/rows.csv'", "postgres")["statements"][0];
+    assert_eq!(
+        (&copy["kind"], &copy["writes"]),
+        (&json!("other"), &json!(["orders"]))
+    );
 }
 
 #[test]

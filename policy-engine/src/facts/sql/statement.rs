@@ -8,8 +8,8 @@
 
 use serde_json::{json, Value};
 use sqlparser::ast::{
-    AlterTableOperation, Expr, FromTable, ObjectName, OnConflictAction, OnInsert, Query,
-    RenameTableNameKind, SetExpr, SqliteOnConflict, Statement, TableFactor, TableObject,
+    AlterTableOperation, CopySource, Expr, FromTable, ObjectName, OnConflictAction, OnInsert,
+    Query, RenameTableNameKind, SetExpr, SqliteOnConflict, Statement, TableFactor, TableObject,
     TableWithJoins, Visit, Visitor,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -305,6 +305,13 @@ fn classify_other(statement: &Statement) -> Shape {
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. } => Shape::new(Kind::Transaction),
+        // COPY ... FROM fills a table from a file (COPY ... TO writes a file): `other`,
+        // with the table it fills.
+        Statement::Copy {
+            source: CopySource::Table { table_name, .. },
+            to: false,
+            ..
+        } => Shape::new(Kind::Other).targets(vec![table_name.clone()], false),
         Statement::Merge(merge) => {
             let targets = match &merge.table {
                 TableFactor::Table { name, .. } => vec![name.clone()],
