@@ -13,6 +13,7 @@ mod sql_gen;
 mod sqlite;
 
 use airlock_policy::facts::sql;
+use proptest::prop_assert_eq;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +81,53 @@ fn sqlite_never_does_what_the_facts_do_not_report() {
     assert!(
         writes * 10 >= total,
         "only {writes} of {total} texts made SQLite act"
+    );
+}
+
+/// Masking may rewrite what `literal_spans` returns: rewriting every span must leave
+/// SQLite doing the same things (same statements, same actions on the same objects), so
+/// a redaction inside the spans can never show a reviewer a different structure.
+#[test]
+fn rewriting_literal_spans_changes_no_action_of_sqlite() {
+    static REWRITTEN: AtomicUsize = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&sql_gen::text(), |text| {
+            let parsed = sql::parse(&text, "sqlite");
+            let kinds: Vec<&str> = parsed["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["kind"].as_str().unwrap())
+                .collect();
+            // An ATTACH's file name is a value that decides what exists afterwards.
+            if parsed["ok"] != true || kinds.contains(&"attach") {
+                return Ok(());
+            }
+            let spans = sql::literal_spans(&text, "sqlite");
+            if spans.is_empty() {
+                return Ok(());
+            }
+            let mut rewritten = text.clone();
+            for span in spans.iter().rev() {
+                let zeros = "0".repeat(text[span.clone()].chars().count());
+                rewritten.replace_range(span.clone(), &zeros);
+            }
+            REWRITTEN.fetch_add(1, Ordering::Relaxed);
+            let before = sqlite::actions(&text);
+            let after = sqlite::actions(&rewritten);
+            prop_assert_eq!(before, after, "{:?} rewritten as {:?}", text, rewritten);
+            Ok(())
+        })
+        .unwrap();
+    let rewritten = REWRITTEN.load(Ordering::Relaxed);
+    assert!(
+        rewritten * 5 >= cases() as usize,
+        "only {rewritten} texts had literals"
     );
 }
 

@@ -353,6 +353,15 @@ fn literal_spans_cover_values_only() {
         .collect();
     assert_eq!(values, ["1", "\nsecret\n", "22"]);
 
+    // Quoted strings SQLite reads as names are not values.
+    let text = "DELETE FROM 'customers' WHERE name = 'ada'; SELECT 1 'alias'";
+    let values: Vec<&str> = literal_spans(text, "sqlite")
+        .iter()
+        .map(|r| &text[r.clone()])
+        .collect();
+    assert_eq!(values, ["ada", "1"]);
+
     assert!(literal_spans("SELECT 'open", "sqlite").is_empty());
+    assert!(literal_spans("SELECT 1; DROP", "sqlite").is_empty());
     assert!(literal_spans("SELECT 1", "nope").is_empty());
 }

@@ -1,8 +1,12 @@
 //! Where a SQL text's literal values are, for masking that must not touch its structure.
 
-use super::{dialect_named, MAX_SQL_BYTES};
+use super::{dialect_named, MAX_SQL_BYTES, RECURSION_LIMIT};
+use sqlparser::ast::{ValueWithSpan, Visit, Visitor};
+use sqlparser::dialect::Dialect;
+use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
-use std::ops::Range;
+use std::collections::HashSet;
+use std::ops::{ControlFlow, Range};
 
 /// The byte ranges of the values of string and numeric literals in `text`, read by
 /// `sqlparser`'s tokenizer in `dialect` (names as for [`super::parse`]), in order.
@@ -16,9 +20,11 @@ use std::ops::Range;
 ///   never of a quote, so a redaction cannot leave a lone quote that would end the
 ///   string in the rendered text. A prefix (`X'..'`, `N'..'`, `E'..'`) is outside the
 ///   ranges, and so are the tags of a dollar-quoted string (`$t$..$t$`).
-/// - Identifiers, even quoted ones (`"x"`, `[x]`, `` `x` `` in SQLite), are not literals.
+/// - Only values count, as the parsed statement has them: identifiers, even quoted ones
+///   (`"x"`, `[x]`, `` `x` ``), and quoted strings SQLite reads as names (`DELETE FROM
+///   'customers'`, the alias in `SELECT 1 'x'`) are not literals.
 ///
-/// A text that does not tokenize (an unterminated string, say), an unknown dialect or a
+/// A text that does not parse (an unterminated string, say), an unknown dialect or a
 /// text over [`MAX_SQL_BYTES`] has no ranges: the masking stage must then treat every
 /// match as crossing the structure.
 pub fn literal_spans(text: &str, dialect: &str) -> Vec<Range<usize>> {
@@ -31,9 +37,17 @@ pub fn literal_spans(text: &str, dialect: &str) -> Vec<Range<usize>> {
     let Ok(tokens) = Tokenizer::new(dialect, text).tokenize_with_location() else {
         return Vec::new();
     };
+    let Some(values) = value_starts(text, dialect) else {
+        return Vec::new();
+    };
+    // A literal token is a value only where the grammar says so: SQLite also takes
+    // `'customers'` as a table name and `SELECT 1 'x'` as an alias.
     let literals: Vec<&TokenWithSpan> = tokens
         .iter()
-        .filter(|t| literal(&t.token).is_some())
+        .filter(|t| {
+            literal(&t.token).is_some()
+                && values.contains(&(t.span.start.line, t.span.start.column))
+        })
         .collect();
     let mut offsets = Offsets::new(text);
     let mut spans = Vec::new();
@@ -54,6 +68,34 @@ pub fn literal_spans(text: &str, dialect: &str) -> Vec<Range<usize>> {
         }
     }
     spans
+}
+
+/// Where the parsed statements' literal values start, or `None` when the text does not
+/// parse (then nothing is known to be a value).
+fn value_starts(text: &str, dialect: &dyn Dialect) -> Option<HashSet<(u64, u64)>> {
+    let statements = Parser::new(dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_statements())
+        .ok()?;
+    let mut values = ValueStarts(HashSet::new());
+    for statement in &statements {
+        // The walk never breaks.
+        let _ = statement.visit(&mut values);
+    }
+    Some(values.0)
+}
+
+struct ValueStarts(HashSet<(u64, u64)>);
+
+impl Visitor for ValueStarts {
+    type Break = ();
+
+    fn pre_visit_value(&mut self, value: &ValueWithSpan) -> ControlFlow<()> {
+        self.0
+            .insert((value.span.start.line, value.span.start.column));
+        ControlFlow::Continue(())
+    }
 }
 
 enum Literal {
