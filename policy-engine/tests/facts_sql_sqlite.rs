@@ -233,27 +233,55 @@ fn what_sqlparser_cannot_read_is_refused() {
     }
 }
 
-/// Real differentials found: texts on which SQLite drops `files` while `sqlparser`
-/// cannot read them. The facts refuse them, so no policy sees them as harmless.
+/// Real differentials found: texts on which SQLite changes data while `sqlparser` cannot
+/// read them or reads them differently. The facts refuse them, so no policy sees them as
+/// harmless.
 #[test]
 fn sqlite_runs_texts_sqlparser_refuses() {
-    for text in [
+    let table: &[(&str, &str, &str)] = &[
         // SQLite's type names may be strings: `CAST(1 AS TEXT 'a\')` closes at the
         // second quote, and the DROP after it runs.
-        "SELECT CAST(1 AS TEXT'a\\'); DROP TABLE files; --')",
+        (
+            "SELECT CAST(1 AS TEXT'a\\'); DROP TABLE files; --')",
+            "DropTable",
+            "files",
+        ),
         // A bare word as a PRAGMA value.
-        "PRAGMA foreign_keys = off; DROP TABLE files",
+        (
+            "PRAGMA foreign_keys = off; DROP TABLE files",
+            "DropTable",
+            "files",
+        ),
         // A dollar-quoted string is not SQLite's: `$a$` is a parameter to SQLite.
-        "SELECT $a$; DROP TABLE files; $a$",
-    ] {
+        ("SELECT $a$; DROP TABLE files; $a$", "DropTable", "files"),
+        // SQLite stops reading at a NUL byte; sqlparser reads on. Here sqlparser saw a
+        // WHERE (the comment ends at the newline, or is closed) and SQLite changed every
+        // row.
+        (
+            "DELETE FROM customers -- \0\nWHERE id = 1",
+            "Delete",
+            "customers",
+        ),
+        (
+            "DELETE FROM customers /* \0 */ WHERE id = 1",
+            "Delete",
+            "customers",
+        ),
+        (
+            "UPDATE orders SET status = 'x' --\0\n WHERE id = 7",
+            "Update",
+            "orders",
+        ),
+    ];
+    for (text, what, object) in table {
         let parsed = sql::parse(text, "sqlite");
-        assert_eq!(parsed["ok"], false, "{text}: {parsed}");
+        assert_eq!(parsed["ok"], false, "{text:?}: {parsed}");
         let actions = sqlite::actions(text);
         assert!(
             actions
                 .iter()
-                .any(|a| a.what == "DropTable" && a.object == "files"),
-            "{text}: SQLite no longer drops files: {actions:?}"
+                .any(|a| a.what == *what && a.object == *object),
+            "{text:?}: SQLite no longer does {what} on {object}: {actions:?}"
         );
     }
 }

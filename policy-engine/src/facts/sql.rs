@@ -83,7 +83,7 @@ pub const DIALECTS: &[&str] = &["generic", "sqlite", "postgres", "postgresql", "
 ///   statement, so EXPLAIN of a DELETE still reads as a delete.
 ///
 /// On failure (does not parse, unknown dialect, over [`MAX_SQL_BYTES`] or
-/// [`MAX_STATEMENTS`], nested deeper than [`RECURSION_LIMIT`]):
+/// [`MAX_STATEMENTS`], nested deeper than [`RECURSION_LIMIT`], holds a NUL character):
 /// `{"ok": false, "error": "<the parser's message>", "dialect": ..., "count": 0,
 /// "statements": []}`. An empty text (or only comments) is `ok` with no statements.
 pub fn parse(text: &str, dialect: &str) -> Value {
@@ -92,6 +92,12 @@ pub fn parse(text: &str, dialect: &str) -> Value {
     };
     if text.len() > MAX_SQL_BYTES {
         return refusal(too_long("SQL text", text.len(), MAX_SQL_BYTES), empty(name));
+    }
+    if text.contains('\0') {
+        // SQLite stops reading at a NUL, `sqlparser` reads on: `DELETE FROM t --\0\nWHERE
+        // id = 1` is a DELETE with a WHERE to one and of every row to the other.
+        let error = "the SQL holds a NUL character, where SQLite stops reading; remove it";
+        return refusal(error, empty(name));
     }
     let parsed = Parser::new(dialect)
         .with_recursion_limit(RECURSION_LIMIT)

@@ -289,6 +289,8 @@ fn refusals_are_values_with_no_statements() {
         ("DELETE FROM", "sqlite", "does not parse"),
         ("SELECT 'open", "sqlite", "does not parse"),
         ("DETACH aux", "sqlite", "does not parse"),
+        ("DELETE FROM customers -- \0\nWHERE id = 1", "sqlite", "NUL"),
+        ("SELECT 1 /* \0 */", "postgres", "NUL"),
     ] {
         let parsed = parse(sql, dialect);
         assert_eq!(parsed["ok"], false, "{sql}");

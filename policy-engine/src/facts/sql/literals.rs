@@ -24,14 +24,14 @@ use std::ops::{ControlFlow, Range};
 ///   (`"x"`, `[x]`, `` `x` ``), and quoted strings SQLite reads as names (`DELETE FROM
 ///   'customers'`, the alias in `SELECT 1 'x'`) are not literals.
 ///
-/// A text that does not parse (an unterminated string, say), an unknown dialect or a
-/// text over [`MAX_SQL_BYTES`] has no ranges: the masking stage must then treat every
+/// A text that does not parse (an unterminated string, say), an unknown dialect, a text
+/// over [`MAX_SQL_BYTES`] or holding a NUL (where SQLite stops reading) has no ranges: the masking stage must then treat every
 /// match as crossing the structure.
 pub fn literal_spans(text: &str, dialect: &str) -> Vec<Range<usize>> {
     let Some((_, dialect)) = dialect_named(dialect) else {
         return Vec::new();
     };
-    if text.len() > MAX_SQL_BYTES {
+    if text.len() > MAX_SQL_BYTES || text.contains('\0') {
         return Vec::new();
     }
     let Ok(tokens) = Tokenizer::new(dialect, text).tokenize_with_location() else {
