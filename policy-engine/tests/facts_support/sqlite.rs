@@ -279,7 +279,8 @@ fn covers(facts: &[Facts], action: &Action) -> bool {
                 && (name.is_empty() || f.writes.contains(name) || f.reads.contains(name))
         });
     }
-    if name.starts_with("sqlite_") && is_write(&action.what) {
+    let row_change = matches!(action.what.as_str(), "Insert" | "Update" | "Delete");
+    if name.starts_with("sqlite_") && row_change {
         // SQLite's own bookkeeping (sqlite_schema, sqlite_sequence, sqlite_stat1):
         // changed by DDL, AUTOINCREMENT inserts, ANALYZE.
         return any_kind(&[
