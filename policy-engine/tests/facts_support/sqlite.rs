@@ -279,10 +279,10 @@ fn covers(facts: &[Facts], action: &Action) -> bool {
                 && (name.is_empty() || f.writes.contains(name) || f.reads.contains(name))
         });
     }
-    let row_change = matches!(action.what.as_str(), "Insert" | "Update" | "Delete");
-    if name.starts_with("sqlite_") && row_change {
-        // SQLite's own bookkeeping (sqlite_schema, sqlite_sequence, sqlite_stat1):
-        // changed by DDL, AUTOINCREMENT inserts, ANALYZE.
+    let bookkeeping = is_write(&action.what) && action.what != "Pragma";
+    if name.starts_with("sqlite_") && bookkeeping {
+        // SQLite's own tables (sqlite_schema, sqlite_sequence, sqlite_stat1): changed
+        // or created by DDL, AUTOINCREMENT inserts, ANALYZE.
         return any_kind(&[
             "create", "drop", "alter", "insert", "replace", "upsert", "other",
         ]);
