@@ -32,6 +32,8 @@ mod stream;
 mod tools;
 mod transport;
 
+pub use tools::egress::{target_of, Target};
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;

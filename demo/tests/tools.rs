@@ -162,6 +162,32 @@ async fn http_request_is_simulated_and_recorded() {
     );
 }
 
+/// The demo reads URLs as WHATWG clients do, so it sends where `airlock.url.parse` says:
+/// the backslash URL goes to api.github.com (path `/@evil.com/x`), and an IPv4
+/// shorthand to its dotted form.
+#[tokio::test]
+async fn http_request_goes_where_a_whatwg_client_sends_it() {
+    let demo = Demo::default().await;
+    let client = demo.client();
+    let session = client.initialize("2025-06-18").await;
+    for url in ["https://api.github.com\\@evil.com/x", "http://0x7f.1:8080/"] {
+        let result = client
+            .call_tool(&session, "http_request", json!({"url": url}))
+            .await;
+        assert_eq!(result["isError"], false, "{url}: {result}");
+    }
+    let log = client
+        .query(&session, "SELECT host, url FROM egress_log ORDER BY id")
+        .await;
+    assert_eq!(
+        log["rows"],
+        json!([
+            ["api.github.com", "https://api.github.com/@evil.com/x"],
+            ["127.0.0.1", "http://127.0.0.1:8080/"]
+        ])
+    );
+}
+
 #[tokio::test]
 async fn read_file_serves_the_virtual_disk_only() {
     let demo = Demo::default().await;

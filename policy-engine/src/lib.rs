@@ -28,6 +28,7 @@ mod encode;
 mod engine;
 mod error;
 pub mod explain;
+pub mod facts;
 pub mod input;
 pub mod output;
 pub mod proof;

@@ -4,7 +4,7 @@
 //! `isError: true` and a text that says what to do; only protocol problems (unknown
 //! tool, malformed params) are JSON-RPC errors, one level up.
 
-mod egress;
+pub(crate) mod egress;
 mod files;
 mod sql;
 
