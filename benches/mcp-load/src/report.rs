@@ -74,6 +74,8 @@ struct Row<'a> {
     target: &'a str,
     concurrency: usize,
     runs: Vec<&'a Run>,
+    /// This is the baseline's own row.
+    baseline: bool,
     /// Per round: (ratio of calls/s, added p50, added p99) against the baseline.
     against_baseline: Vec<(f64, f64, f64)>,
 }
@@ -128,6 +130,7 @@ fn row<'a>(runs: &[&'a Run], target: &'a str, concurrency: usize, baseline: &str
         .collect();
     Row {
         target,
+        baseline: target == baseline,
         concurrency,
         runs: mine,
         against_baseline,
@@ -138,13 +141,16 @@ fn render_row(row: &Row<'_>) -> String {
     let of = |f: fn(&Run) -> f64| median(&row.runs.iter().map(|r| f(r)).collect::<Vec<_>>());
     let ratios: Vec<f64> = row.against_baseline.iter().map(|a| a.0).collect();
     let ratio = match (median(&ratios), min_max(&ratios)) {
+        (Some(_), _) if row.baseline => "1".to_owned(),
         (Some(m), Some((lo, hi))) if ratios.len() > 1 => format!("{m:.2} [{lo:.2}-{hi:.2}]"),
         (Some(m), _) => format!("{m:.2}"),
         _ => "-".to_owned(),
     };
-    let added = |pick: fn(&(f64, f64, f64)) -> f64| {
-        median(&row.against_baseline.iter().map(pick).collect::<Vec<_>>())
-            .map_or("-".to_owned(), |v| format!("{v:+.3}"))
+    let added = |pick: fn(&(f64, f64, f64)) -> f64| match median(
+        &row.against_baseline.iter().map(pick).collect::<Vec<_>>(),
+    ) {
+        Some(v) if !row.baseline => format!("{v:+.3}"),
+        _ => "-".to_owned(),
     };
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -253,7 +259,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| direct | 1 | 1000 | 1.00 [1.00-1.00] |"),
+            text.contains("| direct | 1 | 1000 | 1 | 1.000 | - |"),
             "{text}"
         );
         assert!(text.contains("proxy 0.250"), "{text}");
