@@ -40,6 +40,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Drive one endpoint with N concurrent workers and print what the window saw.
+    /// Exits 1 when a call failed (the figures are printed all the same), 2 when the
+    /// run could not be made.
     Run(Box<RunArgs>),
     /// Read the JSON lines of `run --json` and print, per workload and concurrency,
     /// each target against the baseline of the same round (medians over rounds).
@@ -118,7 +120,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("mcp-load: error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -178,7 +180,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         for sample in &measured.error_samples {
             eprintln!("  {sample}");
         }
-        return Ok(ExitCode::FAILURE);
+        return Ok(ExitCode::from(1));
     }
     if measured.calls == 0 {
         bail!("no call completed in the window: lengthen --duration or check the target");

@@ -76,8 +76,21 @@ struct Row<'a> {
     runs: Vec<&'a Run>,
     /// This is the baseline's own row.
     baseline: bool,
-    /// Per round: (ratio of calls/s, added p50, added p99) against the baseline.
-    against_baseline: Vec<(f64, f64, f64)>,
+    /// Per round, against the baseline of that round.
+    against_baseline: Vec<Versus>,
+}
+
+/// One run against the baseline's run of the same round.
+struct Versus {
+    /// Calls/s over the baseline's.
+    ratio: f64,
+    /// What the target adds to the median latency, ms.
+    added_p50: f64,
+    /// What the target adds to the 99th percentile, ms.
+    added_p99: f64,
+    /// The baseline's CPU per call (every watched process) over the target's: the
+    /// calls/s ratio the cores would allow if nothing else ran on them.
+    cpu_ratio: f64,
 }
 
 /// Markdown tables, one per workload; `baseline` names the target the others are
@@ -89,11 +102,11 @@ pub fn render(runs: &[Run], baseline: &str) -> String {
         let rounds = in_order(of_workload.iter().map(|r| r.round)).len();
         let _ = writeln!(
             out,
-            "\n### {workload} ({rounds} round{}; ratio = calls/s over {baseline}'s in the same round, median [min-max])\n",
+            "\n### {workload} ({rounds} round{}; ratio = calls/s over {baseline}'s in the same round, median [min-max]; CPU ratio = {baseline}'s CPU per call over the target's, all processes)\n",
             if rounds == 1 { "" } else { "s" }
         );
-        out.push_str("| target | conc. | calls/s | ratio | p50 ms | added p50 | p99 ms | added p99 | CPU ms per call |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| target | conc. | calls/s | ratio | p50 ms | added p50 | p99 ms | added p99 | CPU ratio | CPU ms per call |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
         let mut concurrencies = in_order(of_workload.iter().map(|r| r.concurrency));
         concurrencies.sort_unstable();
         for concurrency in concurrencies {
@@ -105,6 +118,7 @@ pub fn render(runs: &[Run], baseline: &str) -> String {
             }
         }
         out.push_str(&saturation_notes(&of_workload));
+        out.push_str(&error_notes(&of_workload));
     }
     out
 }
@@ -121,11 +135,12 @@ fn row<'a>(runs: &[&'a Run], target: &'a str, concurrency: usize, baseline: &str
             let base = runs.iter().find(|b| {
                 b.target == baseline && b.concurrency == concurrency && b.round == run.round
             })?;
-            Some((
-                run.calls_per_s / base.calls_per_s,
-                run.p50_ms - base.p50_ms,
-                run.p99_ms - base.p99_ms,
-            ))
+            Some(Versus {
+                ratio: run.calls_per_s / base.calls_per_s,
+                added_p50: run.p50_ms - base.p50_ms,
+                added_p99: run.p99_ms - base.p99_ms,
+                cpu_ratio: total_cpu(base) / total_cpu(run),
+            })
         })
         .collect();
     Row {
@@ -139,31 +154,41 @@ fn row<'a>(runs: &[&'a Run], target: &'a str, concurrency: usize, baseline: &str
 
 fn render_row(row: &Row<'_>) -> String {
     let of = |f: fn(&Run) -> f64| median(&row.runs.iter().map(|r| f(r)).collect::<Vec<_>>());
-    let ratios: Vec<f64> = row.against_baseline.iter().map(|a| a.0).collect();
-    let ratio = match (median(&ratios), min_max(&ratios)) {
-        (Some(_), _) if row.baseline => "1".to_owned(),
-        (Some(m), Some((lo, hi))) if ratios.len() > 1 => format!("{m:.2} [{lo:.2}-{hi:.2}]"),
-        (Some(m), _) => format!("{m:.2}"),
-        _ => "-".to_owned(),
+    let ratio = |pick: fn(&Versus) -> f64| {
+        let ratios: Vec<f64> = row.against_baseline.iter().map(pick).collect();
+        match (median(&ratios), min_max(&ratios)) {
+            (Some(_), _) if row.baseline => "1".to_owned(),
+            (Some(m), Some((lo, hi))) if ratios.len() > 1 => {
+                format!("{m:.2} [{lo:.2}-{hi:.2}]")
+            }
+            (Some(m), _) => format!("{m:.2}"),
+            _ => "-".to_owned(),
+        }
     };
-    let added = |pick: fn(&(f64, f64, f64)) -> f64| match median(
+    let added = |pick: fn(&Versus) -> f64| match median(
         &row.against_baseline.iter().map(pick).collect::<Vec<_>>(),
     ) {
         Some(v) if !row.baseline => format!("{v:+.3}"),
         _ => "-".to_owned(),
     };
     format!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
         row.target,
         row.concurrency,
         of(|r| r.calls_per_s).map_or("-".to_owned(), |v| format!("{v:.0}")),
-        ratio,
+        ratio(|v| v.ratio),
         of(|r| r.p50_ms).map_or("-".to_owned(), |v| format!("{v:.3}")),
-        added(|a| a.1),
+        added(|v| v.added_p50),
         of(|r| r.p99_ms).map_or("-".to_owned(), |v| format!("{v:.3}")),
-        added(|a| a.2),
+        added(|v| v.added_p99),
+        ratio(|v| v.cpu_ratio),
         cpu_cell(&row.runs),
     )
+}
+
+/// CPU ms per call of every watched process (load client included) added up.
+fn total_cpu(run: &Run) -> f64 {
+    run.cpu_ms_per_call.values().sum()
 }
 
 /// `proxy 0.291, upstream 0.120`: the median over rounds of each group.
@@ -204,6 +229,23 @@ fn saturation_notes(runs: &[&Run]) -> String {
     notes
 }
 
+/// Failed calls are not in the figures, but they must not go unnoticed.
+fn error_notes(runs: &[&Run]) -> String {
+    let mut notes = String::new();
+    for run in runs.iter().filter(|r| r.errors > 0) {
+        let _ = writeln!(
+            notes,
+            "\nnote: {} call{} failed in round {} of {} at concurrency {} (the bench output shows why)",
+            run.errors,
+            if run.errors == 1 { "" } else { "s" },
+            run.round,
+            run.target,
+            run.concurrency
+        );
+    }
+    notes
+}
+
 fn min_max(values: &[f64]) -> Option<(f64, f64)> {
     let lo = values.iter().copied().reduce(f64::min)?;
     let hi = values.iter().copied().reduce(f64::max)?;
@@ -237,7 +279,11 @@ mod tests {
             calls_per_s,
             p50_ms,
             p99_ms: p50_ms * 2.0,
-            cpu_ms_per_call: BTreeMap::from([("proxy".to_owned(), 0.25)]),
+            cpu_ms_per_call: if target == "direct" {
+                BTreeMap::from([("upstream".to_owned(), 0.5)])
+            } else {
+                BTreeMap::from([("proxy".to_owned(), 0.25), ("upstream".to_owned(), 0.5)])
+            },
             cpu_cores: BTreeMap::new(),
         }
     }
@@ -262,7 +308,11 @@ mod tests {
             text.contains("| direct | 1 | 1000 | 1 | 1.000 | - |"),
             "{text}"
         );
-        assert!(text.contains("proxy 0.250"), "{text}");
+        // CPU ratio: 0.5 ms of upstream directly, 0.75 ms of proxy and upstream through it.
+        assert!(
+            text.contains("| 0.67 [0.67-0.67] | proxy 0.250, upstream 0.500 |"),
+            "{text}"
+        );
     }
 
     #[test]
