@@ -62,6 +62,26 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(stop: Stop) -> Shared {
+        Shared {
+            phase: AtomicU8::new(WARMUP),
+            tickets: AtomicU64::new(match stop {
+                Stop::Calls(n) => n,
+                Stop::After(_) => 0,
+            }),
+            fixed_calls: matches!(stop, Stop::Calls(_)),
+            errors: AtomicU64::new(0),
+            error_samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn error_samples(&self) -> Vec<String> {
+        match self.error_samples.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn phase(&self) -> u8 {
         self.phase.load(Ordering::Acquire)
     }
@@ -91,23 +111,8 @@ pub async fn drive(
     plan: &Plan,
     watched: &[Watched],
 ) -> anyhow::Result<Measured> {
-    let mut workers = Vec::with_capacity(plan.concurrency);
-    for n in 0..plan.concurrency {
-        let worker = Worker::open(http.clone(), Arc::clone(&workload))
-            .await
-            .with_context(|| format!("opening worker {n} (initialize)"))?;
-        workers.push(worker);
-    }
-    let shared = Arc::new(Shared {
-        phase: AtomicU8::new(WARMUP),
-        tickets: AtomicU64::new(match plan.stop {
-            Stop::Calls(n) => n,
-            Stop::After(_) => 0,
-        }),
-        fixed_calls: matches!(plan.stop, Stop::Calls(_)),
-        errors: AtomicU64::new(0),
-        error_samples: Mutex::new(Vec::new()),
-    });
+    let workers = open_workers(&http, &workload, plan.concurrency).await?;
+    let shared = Arc::new(Shared::new(plan.stop));
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|worker| tokio::spawn(work(worker, Arc::clone(&shared))))
@@ -141,14 +146,10 @@ pub async fn drive(
     }
     latencies_ns.sort_unstable();
     let ticks = cpu::ticks_per_second() as f64;
-    let error_samples = match shared.error_samples.lock() {
-        Ok(guard) => guard.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
     Ok(Measured {
         calls: latencies_ns.len() as u64,
         errors: shared.errors.load(Ordering::Relaxed),
-        error_samples,
+        error_samples: shared.error_samples(),
         elapsed,
         latencies_ns,
         cpu_seconds: cpu_before
@@ -157,6 +158,22 @@ pub async fn drive(
             .map(|(before, after)| after.saturating_sub(*before) as f64 / ticks)
             .collect(),
     })
+}
+
+/// Every worker ready to call (sessions opened one after the other, before any load).
+async fn open_workers(
+    http: &HttpClient,
+    workload: &Arc<Workload>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Worker>> {
+    let mut workers = Vec::with_capacity(concurrency);
+    for n in 0..concurrency {
+        let worker = Worker::open(http.clone(), Arc::clone(workload))
+            .await
+            .with_context(|| format!("opening worker {n} (initialize)"))?;
+        workers.push(worker);
+    }
+    Ok(workers)
 }
 
 /// One worker's loop; returns the latencies of its calls that count.

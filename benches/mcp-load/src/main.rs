@@ -153,17 +153,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         label: "client".to_owned(),
         pids: vec![std::process::id()],
     });
-    let runtime = if args.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .context("starting the tokio runtime")?;
+    let runtime = runtime(args.threads)?;
     let http = mcp::http_client(args.concurrency);
     let measured = runtime.block_on(drive::drive(http, Arc::new(workload), &plan, &watched))?;
     let record = to_run(&args, &watched, &measured);
@@ -186,6 +176,21 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("no call completed in the window: lengthen --duration or check the target");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One thread: a current-thread runtime, the cheapest for the load client.
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .context("starting the tokio runtime")
 }
 
 fn parse_header(text: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
