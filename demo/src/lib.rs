@@ -189,6 +189,13 @@ fn serve_connection(
     stream: TcpStream,
     state: Arc<State>,
 ) {
+    // Answers are written in pieces (the head, then each SSE event as it is produced):
+    // with Nagle's algorithm on, a piece that follows an unacknowledged one waits for
+    // the peer's delayed ACK, up to 40 ms on Linux. A proxy that reads the head and
+    // then waits for the body never sends the data that would carry the ACK sooner.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(transport::route(req, state).await) }

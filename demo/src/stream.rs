@@ -8,7 +8,7 @@ use crate::transport::Body;
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use http_body::Frame;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -49,41 +49,47 @@ fn progress(token: &Value, progress: u32, message: &str) -> Value {
 }
 
 /// Answers a `tools/call` request as an SSE stream: progress (when the request carries
-/// `params._meta.progressToken`), then the result.
-pub(crate) fn tool_call(
+/// `params._meta.progressToken`), then the result. Without a token the result is the
+/// only event, so it is produced first: the head, the event and the end of the body
+/// then leave in one write instead of three.
+pub(crate) async fn tool_call(
     db: Arc<Database>,
     id: Value,
     params: Value,
     revision: &'static str,
 ) -> Response<Body> {
-    let (tx, rx) = mpsc::channel(4);
     let token = params
         .get("_meta")
         .and_then(|meta| meta.get("progressToken"))
         .cloned();
+    let Some(token) = token else {
+        let reply = rpc::answer(&db, id, "tools/call", params, revision).await;
+        return event_stream(Full::new(event(&reply)).boxed());
+    };
+    let (tx, rx) = mpsc::channel(4);
     let tool = params
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or("tool")
         .to_owned();
     tokio::spawn(async move {
-        if let Some(token) = &token {
-            let started = progress(token, 0, &format!("running {tool}"));
-            // A send fails only when the client went away: nothing left to do.
-            if tx.send(event(&started)).await.is_err() {
-                return;
-            }
+        let started = progress(&token, 0, &format!("running {tool}"));
+        // A send fails only when the client went away: nothing left to do.
+        if tx.send(event(&started)).await.is_err() {
+            return;
         }
         let reply = rpc::answer(&db, id, "tools/call", params, revision).await;
-        if let Some(token) = &token {
-            let done = progress(token, 1, &format!("{tool} finished"));
-            if tx.send(event(&done)).await.is_err() {
-                return;
-            }
+        let done = progress(&token, 1, &format!("{tool} finished"));
+        if tx.send(event(&done)).await.is_err() {
+            return;
         }
         let _ = tx.send(event(&reply)).await;
     });
-    let mut response = Response::new(EventStream { rx }.boxed());
+    event_stream(EventStream { rx }.boxed())
+}
+
+fn event_stream(body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

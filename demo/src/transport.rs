@@ -226,7 +226,7 @@ async fn post_single(state: &State, value: Value, context: &PostContext) -> Resp
     match message {
         Message::NoReply { .. } => accepted(),
         Message::Request { id, method, params } if context.wants_sse && method == "tools/call" => {
-            stream::tool_call(Arc::clone(&state.db), id, params, revision)
+            stream::tool_call(Arc::clone(&state.db), id, params, revision).await
         }
         Message::Request { id, method, params } => json(
             StatusCode::OK,
