@@ -58,10 +58,7 @@ impl RuleProbe {
     /// The first rule whose value differs between the engines on `input`, as
     /// (`data.pkg.rule`, interpreter result, RVM result). An error and undefined
     /// count as the same (no value).
-    pub(crate) fn first_difference(
-        &self,
-        input: &Value,
-    ) -> Option<(String, RuleValue, RuleValue)> {
+    pub(crate) fn first_difference(&self, input: &Value) -> Option<(String, RuleValue, RuleValue)> {
         let mut engine = self.interpreter.clone();
         engine.set_input(input.clone());
         for (package, names) in &self.packages {
