@@ -5,8 +5,9 @@
 //! A card is bounded by non-digits, not by word boundaries: `x4111111111111111y` is
 //! a card (a letter touching the digits must not hide one). Within a run of grouped
 //! digits every window of whole groups is tried, so neither a number before
-//! (`1 4111 1111 1111 1111`) nor one after (`… 1111 2024`) hides a card. Groups are
-//! at least 3 digits long (`4 1 1 1 …` is a list of small numbers, not a card).
+//! (`1 4111 1111 1111 1111`) nor one after (`… 1111 2024`) hides a card. Groups but
+//! the last are at least 3 digits long (`4 1 1 1 …` is a list of small numbers, not
+//! a card; `4000 0000 0000 6` is a 13-digit card).
 //!
 //! False-positive policy: Luhn and an issuer prefix are required, which leaves order
 //! ids, millisecond timestamps (`17…`), UUIDs, IPs and versions alone; digits inside
@@ -16,7 +17,7 @@
 
 use super::{Family, Span};
 
-/// Shortest group of a grouped card (`4111 1111 …`; Amex `3782 822463 10005`).
+/// Shortest group of a grouped card but its last (`4111 1111 …`; Amex `3782 822463 10005`).
 const MIN_GROUP: usize = 3;
 
 /// Finds card numbers in `text`; each span covers the digits and their separators.
@@ -78,16 +79,15 @@ fn card_from(bytes: &[u8], groups: &[(usize, usize)]) -> Option<(Span, usize)> {
     let mut digits: Vec<u8> = Vec::with_capacity(19);
     let mut best = None;
     for (n, &(start, end)) in groups.iter().enumerate() {
-        let grouped = groups.len() > 1;
-        if grouped && end - start < MIN_GROUP {
-            break;
-        }
         digits.extend_from_slice(&bytes[start..end]);
         if digits.len() > 19 {
             break;
         }
         if is_card(&digits) {
             best = Some((n + 1, end, last_four(&digits)));
+        }
+        if end - start < MIN_GROUP {
+            break; // only the last group may be short (`4000 0000 0000 6`)
         }
     }
     let (used, end, last_four) = best?;
