@@ -29,11 +29,29 @@ pub(super) fn find(text: &str, out: &mut Vec<Span>) {
             i += 1;
             continue;
         }
-        let groups = run_groups(bytes, i);
-        let end = groups.last().map_or(i + 1, |g| g.1);
-        scan_run(bytes, &groups, out);
+        // Most runs (dates, amounts, ids) have too few digits: measured first,
+        // without collecting anything.
+        let (end, digits) = run_extent(bytes, i);
+        if digits >= 13 {
+            scan_run(bytes, &run_groups(bytes, i), out);
+        }
         i = end;
     }
+}
+
+/// The end of the run starting at `start` and how many digits it holds.
+fn run_extent(bytes: &[u8], start: usize) -> (usize, usize) {
+    let mut at = start;
+    let mut digits = 0;
+    while at < bytes.len() {
+        if bytes[at].is_ascii_digit() {
+            digits += 1;
+        } else if !(is_separator(bytes[at]) && bytes.get(at + 1).is_some_and(u8::is_ascii_digit)) {
+            break;
+        }
+        at += 1;
+    }
+    (at, digits)
 }
 
 fn is_separator(b: u8) -> bool {
@@ -76,15 +94,17 @@ fn scan_run(bytes: &[u8], groups: &[(usize, usize)], out: &mut Vec<Span>) {
 
 /// The longest card made of `groups[0..n]`, and `n`.
 fn card_from(bytes: &[u8], groups: &[(usize, usize)]) -> Option<(Span, usize)> {
-    let mut digits: Vec<u8> = Vec::with_capacity(19);
+    let mut digits = [0u8; 19];
+    let mut len = 0;
     let mut best = None;
     for (n, &(start, end)) in groups.iter().enumerate() {
-        digits.extend_from_slice(&bytes[start..end]);
-        if digits.len() > 19 {
-            break;
-        }
-        if is_card(&digits) {
-            best = Some((n + 1, end, last_four(&digits)));
+        let Some(slot) = digits.get_mut(len..len + (end - start)) else {
+            break; // more than 19 digits
+        };
+        slot.copy_from_slice(&bytes[start..end]);
+        len += end - start;
+        if is_card(&digits[..len]) {
+            best = Some((n + 1, end, last_four(&digits[..len])));
         }
         if end - start < MIN_GROUP {
             break; // only the last group may be short (`4000 0000 0000 6`)

@@ -20,6 +20,7 @@
 mod card;
 mod email;
 mod iban;
+mod json_text;
 mod phone;
 mod secret;
 mod ssn;

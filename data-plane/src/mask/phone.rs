@@ -26,22 +26,24 @@ use std::sync::{LazyLock, OnceLock};
 /// E.164: at most 15 digits, country code included.
 const MAX_DIGITS: usize = 15;
 
-/// One region's valid national numbers: the general pattern, and the pattern and
-/// possible lengths of each number type (fixed line, mobile, toll free, …): a
-/// number is valid when it matches the general pattern and one type, as in
-/// libphonenumber's `isValidNumber`.
+/// One region's valid national numbers: the general pattern, and the union of the
+/// number types' patterns (fixed line, mobile, toll free, …) with their possible
+/// lengths: a number is valid when it matches the general pattern and a type, as in
+/// libphonenumber's `isValidNumber` (one regex for all types: a type's pattern
+/// fixes its lengths but for a few regions, where the union of lengths is used).
 struct Region {
     general: Regex,
-    types: Vec<(Vec<u16>, Regex)>,
+    types: Regex,
+    /// Possible lengths of any type; empty when one type does not say.
+    lengths: Vec<u16>,
 }
 
 impl Region {
     fn is_valid(&self, national: &str) -> bool {
         let len = national.len() as u16;
-        self.general.is_match(national)
-            && self.types.iter().any(|(lengths, pattern)| {
-                (lengths.is_empty() || lengths.contains(&len)) && pattern.is_match(national)
-            })
+        (self.lengths.is_empty() || self.lengths.contains(&len))
+            && self.general.is_match(national)
+            && self.types.is_match(national)
     }
 }
 
@@ -70,7 +72,7 @@ fn load(code: usize) -> Vec<Region> {
 }
 
 fn region(descriptors: &phonenumber::metadata::Descriptors) -> Option<Region> {
-    let types = [
+    let types: Vec<&phonenumber::metadata::Descriptor> = [
         descriptors.premium_rate(),
         descriptors.toll_free(),
         descriptors.shared_cost(),
@@ -81,23 +83,35 @@ fn region(descriptors: &phonenumber::metadata::Descriptors) -> Option<Region> {
         descriptors.voicemail(),
         descriptors.fixed_line(),
         descriptors.mobile(),
-    ];
-    let types = types
-        .into_iter()
-        .flatten()
-        .map(|d| Some((d.possible_length().to_vec(), full_match(d)?)))
-        .collect::<Option<Vec<_>>>()?;
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if types.is_empty() {
+        return None;
+    }
+    let mut lengths: Vec<u16> = types
+        .iter()
+        .flat_map(|d| d.possible_length().to_vec())
+        .collect();
+    if types.iter().any(|d| d.possible_length().is_empty()) {
+        lengths.clear();
+    }
+    let union: Vec<String> = types
+        .iter()
+        .map(|d| format!("(?:{})", d.national_number().as_str()))
+        .collect();
     Some(Region {
-        general: full_match(descriptors.general())?,
-        types,
+        general: full_match(descriptors.general().national_number().as_str())?,
+        types: full_match(&union.join("|"))?,
+        lengths,
     })
 }
 
-/// The descriptor's pattern as a whole-string regex (the metadata lays patterns out
-/// over several lines, hence `ignore_whitespace`).
-fn full_match(descriptor: &phonenumber::metadata::Descriptor) -> Option<Regex> {
-    let source = format!("^(?:{})$", descriptor.national_number().as_str());
-    regex::RegexBuilder::new(&source)
+/// `pattern` as a whole-string regex (the metadata lays patterns out over several
+/// lines, hence `ignore_whitespace`).
+fn full_match(pattern: &str) -> Option<Regex> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
         .ignore_whitespace(true)
         .unicode(false)
         .build()

@@ -100,7 +100,7 @@ fn rewrite(set: &MaskSet, text: &str, mut spans: Vec<Span>) -> String {
     out
 }
 
-fn push_replacement(out: &mut String, span: &Span, last_four: bool) {
+pub(super) fn push_replacement(out: &mut String, span: &Span, last_four: bool) {
     match span.last_four.filter(|_| last_four) {
         Some(digits) => {
             out.push_str("[REDACTED:");

@@ -2,8 +2,9 @@
 //! envelope the client needs to match answers to requests.
 //!
 //! - Strings are masked as text ([`super::text`]); a string holding a JSON object
-//!   or array is parsed and walked (so a card held as a number inside MCP text
-//!   content is found too) and written back compact when something changed.
+//!   or array is masked as JSON: in place when its raw bytes allow it
+//!   ([`super::json_text`]), else parsed, walked (so a card held as a number inside
+//!   MCP text content is found too) and written back compact when something changed.
 //! - Numbers that are card numbers become strings.
 //! - An object member named like a secret (`password`, `apiKey`) becomes
 //!   `"[REDACTED:secret]"` whatever its type (unless null, a boolean or empty).
@@ -14,6 +15,7 @@
 //! - Envelope: the message's `jsonrpc`, `id` and `method`, and the `progressToken`
 //!   of its `params` and `params._meta`.
 
+use super::json_text::{self, Raw};
 use super::{card, secret, text, Family, MaskSet};
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -200,6 +202,11 @@ pub(super) fn embedded(set: &MaskSet, text: &str, level: usize) -> Option<Option
     if level >= MAX_LEVEL || !matches!(first, Some(b'{' | b'[')) {
         return None;
     }
+    match json_text::rewrite(set, text) {
+        Raw::Clean => return Some(None),
+        Raw::Masked(masked) => return Some(Some(masked)),
+        Raw::Parse => {}
+    }
     if !text::may_match(set, text) {
         return Some(None);
     }
@@ -208,4 +215,10 @@ pub(super) fn embedded(set: &MaskSet, text: &str, level: usize) -> Option<Option
         return Some(None);
     }
     serde_json::to_string(&inner).ok().map(Some)
+}
+
+/// Masks `value` as data (no envelope), parsing JSON held in its strings as usual.
+#[cfg(test)]
+pub(super) fn scan_data(set: &MaskSet, value: &mut Value) -> usize {
+    scan(set, value, 1)
 }

@@ -17,38 +17,80 @@
 
 use super::super::{Family, Span};
 use super::{entropy, is_password_name, is_placeholder, is_secret_name};
-use regex::Regex;
-use std::sync::LazyLock;
 
-/// A key (group 1), an optional closing quote, the separator (group 2) and spaces.
-static KEY: LazyLock<Result<Regex, regex::Error>> =
-    LazyLock::new(|| Regex::new(r#"([A-Za-z_][A-Za-z0-9_.-]{0,63})["']?[ \t]*(:=|=>|[:=])[ \t]*"#));
+/// Longest key name read back from a separator.
+const MAX_KEY: usize = 64;
 
-/// Finds secret values after secret-named keys in `text`.
+/// Finds secret values after secret-named keys in `text`: each `:` or `=` is a
+/// possible separator (`:=` and `=>` too); the key is the name right before it
+/// (letters, digits, `_.-`, optionally closed by a quote). No regex: a text full of
+/// `key: value` lines is read in one pass.
 pub(super) fn find(text: &str, rule: &'static str, out: &mut Vec<Span>) {
-    let Ok(key) = KEY.as_ref() else {
-        return;
-    };
-    for captures in key.captures_iter(text) {
-        let (Some(name), Some(separator), Some(whole)) =
-            (captures.get(1), captures.get(2), captures.get(0))
-        else {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = bytes[from..].iter().position(|&b| b == b':' || b == b'=') {
+        let at = from + offset;
+        from = at + 1;
+        if at > 0 && matches!(bytes[at - 1], b':' | b'=') {
+            continue; // the second character of `::`, `==`, `:=`
+        }
+        let Some((key_start, key_end)) = key_before(bytes, at) else {
             continue;
         };
-        let lower = name.as_str().to_ascii_lowercase();
-        if !is_secret_name(&lower) || lower.replace(['_', '-'], "").ends_with("authorization") {
+        let key = &text[key_start..key_end];
+        if !is_secret_name(key)
+            || key
+                .to_ascii_lowercase()
+                .replace(['_', '-'], "")
+                .ends_with("authorization")
+        {
             continue;
+        }
+        let mut value_at = at + 1;
+        if bytes
+            .get(value_at)
+            .is_some_and(|&b| b == b'=' || (b == b'>' && bytes[at] == b'='))
+        {
+            value_at += 1; // `:=`, `=>`
+        }
+        while bytes
+            .get(value_at)
+            .is_some_and(|&b| b == b' ' || b == b'\t')
+        {
+            value_at += 1;
         }
         // A YAML value runs to the end of its line; a `key=value` one to a space.
-        let whole_line = separator.as_str() == ":" && starts_line(text, name.start());
-        let Some((start, end)) = value_span(text, whole.end(), whole_line) else {
+        let yaml = bytes[at] == b':' && bytes.get(at + 1) != Some(&b'=');
+        let whole_line = yaml && starts_line(text, key_start);
+        let Some((start, end)) = value_span(text, value_at, whole_line) else {
             continue;
         };
-        let value = &text[start..end];
-        if accepted(&lower, value) {
+        if accepted(key, &text[start..end]) {
             out.push(Span::new(start, end, Family::Secret, rule));
+            from = from.max(end);
         }
     }
+}
+
+/// The key name ending right before the separator at `at` (spaces and one closing
+/// quote allowed between): its byte range.
+fn key_before(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut end = at;
+    while end > 0 && matches!(bytes[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0
+        && end - start < MAX_KEY
+        && (bytes[start - 1].is_ascii_alphanumeric()
+            || matches!(bytes[start - 1], b'_' | b'.' | b'-'))
+    {
+        start -= 1;
+    }
+    (start < end).then_some((start, end))
 }
 
 fn accepted(key: &str, value: &str) -> bool {

@@ -81,6 +81,19 @@ pub(super) fn may_match(text: &str) -> bool {
     }
 }
 
+/// Whether `text` may hold a secret-named field (the `keyed_secret` keywords):
+/// JSON holding one must be walked as a structure.
+pub(super) fn may_name_a_field(text: &str) -> bool {
+    let Ok(compiled) = COMPILED.as_ref() else {
+        return true;
+    };
+    let keyed = RULES
+        .iter()
+        .position(|r| matches!(r.matcher, Matcher::KeyValue))
+        .map_or(u64::MAX, |i| 1u64 << i);
+    candidates(compiled, text) & keyed != 0
+}
+
 /// Finds secrets in `text`; `Err` when the rules could not be compiled (the caller
 /// then hides the whole text: fail closed).
 pub(super) fn find(text: &str, out: &mut Vec<Span>) -> Result<(), ()> {
@@ -117,8 +130,11 @@ fn find_regex(rule: &Rule, regex: &Regex, text: &str, out: &mut Vec<Span>) {
         }
         return;
     }
-    for captures in regex.captures_iter(text) {
-        if let Some(secret) = captures.get(1) {
+    // The fast engine finds each match; the slower one that reports groups runs
+    // only from where a match starts.
+    for found in regex.find_iter(text) {
+        let captures = regex.captures_at(text, found.start());
+        if let Some(secret) = captures.as_ref().and_then(|c| c.get(1)) {
             if passes(rule.check, secret.as_str()) {
                 out.push(Span::new(
                     secret.start(),
