@@ -5,9 +5,8 @@
 //! the policy refuses is dropped (and a refused request is answered to the upstream
 //! with a JSON-RPC error so it does not hang), a `tools/list` result is filtered to
 //! the tools the identity may call, an answer to a call whose decision listed masks
-//! (`decision.mask`) is masked, and so is a server-to-client message whose own
-//! decision lists masks (never the JSON-RPC envelope: the id comes back as sent);
-//! anything else passes byte for byte. Every message is
+//! (`decision.mask`) is masked (never its JSON-RPC envelope: the id comes back as
+//! sent), anything else passes byte for byte. Every message is
 //! recorded (stage 8). A JSON body streams through untouched unless something must
 //! look at it (a listing, a mask, the audit trail); it is re-serialized only when
 //! it changed.
@@ -74,23 +73,20 @@ impl Call {
         let MessageKind::Request { id, .. } = &message.kind else {
             return None;
         };
+        let names = &evaluation.decision.mask;
+        let mask = (!names.is_empty()).then(|| {
+            let (set, unknown) = MaskSet::from_names(names, ctx.shared.recorder.last_four());
+            if !unknown.is_empty() {
+                tracing::warn!(parent: &ctx.span, ?unknown, "decision.mask names unknown detectors: masking with every detector");
+            }
+            set
+        });
         Some(Call {
             id: id.clone(),
             tool: message.target_name().unwrap_or_default().to_owned(),
-            mask: mask_of(ctx, &evaluation.decision.mask),
+            mask,
         })
     }
-}
-
-/// The mask a decision lists (`decision.mask`), `None` when it lists nothing.
-fn mask_of(ctx: &RequestCtx, names: &[String]) -> Option<MaskSet> {
-    (!names.is_empty()).then(|| {
-        let (set, unknown) = MaskSet::from_names(names, ctx.shared.recorder.last_four());
-        if !unknown.is_empty() {
-            tracing::warn!(parent: &ctx.span, ?unknown, "decision.mask names unknown detectors: masking with every detector");
-        }
-        set
-    })
 }
 
 /// What the response path must know about the client's side of the exchange.
@@ -223,10 +219,7 @@ async fn answer_json(
     for message in payload.into_messages() {
         if message.method().is_some() {
             // A JSON body answers requests; a server request in one is decided anyway.
-            if let Some((value, masked)) = decide_server_message(ctx, message, &exchange.session) {
-                changed |= masked;
-                values.push(value);
-            }
+            values.extend(decide_server_message(ctx, message, &exchange.session));
         } else {
             let (value, modified) = answer(ctx, message, exchange);
             changed |= modified;
@@ -334,10 +327,7 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) ->
     let mut kept = Vec::with_capacity(total);
     for message in payload.into_messages() {
         if message.method().is_some() {
-            if let Some((value, masked)) = decide_server_message(ctx, message, &exchange.session) {
-                changed |= masked;
-                kept.push(value);
-            }
+            kept.extend(decide_server_message(ctx, message, &exchange.session));
         } else {
             let (value, modified) = answer(ctx, message, exchange);
             changed |= modified;
@@ -360,12 +350,8 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) ->
 }
 
 /// Decides a server-to-client request or notification and records it; `None` when
-/// refused, else the message masked as its decision says, and whether it changed.
-fn decide_server_message(
-    ctx: &Arc<RequestCtx>,
-    message: Message,
-    session: &str,
-) -> Option<(Value, bool)> {
+/// refused.
+fn decide_server_message(ctx: &Arc<RequestCtx>, message: Message, session: &str) -> Option<Value> {
     let evaluation = decide(ctx, &message, Direction::ServerToClient);
     ctx.shared
         .metrics
@@ -376,10 +362,7 @@ fn decide_server_message(
         .record(event.decided(&evaluation), &message.value);
     // Server-to-client messages are never held: there is no one to hold them for.
     let Some(error) = refusal(&evaluation, false) else {
-        let mut value = message.value;
-        let masked =
-            mask_of(ctx, &evaluation.decision.mask).is_some_and(|mask| mask.apply(&mut value) > 0);
-        return Some((value, masked));
+        return Some(message.value);
     };
     tracing::info!(
         parent: &ctx.span,
