@@ -5,7 +5,8 @@
 //! the policy refuses is dropped (and a refused request is answered to the upstream
 //! with a JSON-RPC error so it does not hang), a `tools/list` result is filtered to
 //! the tools the identity may call, an answer to a call whose decision listed masks
-//! (`decision.mask`) is masked, anything else passes byte for byte. Every message is
+//! (`decision.mask`) is masked (never its JSON-RPC envelope: the id comes back as
+//! sent), anything else passes byte for byte. Every message is
 //! recorded (stage 8). A JSON body streams through untouched unless something must
 //! look at it (a listing, a mask, the audit trail); it is re-serialized only when
 //! it changed.

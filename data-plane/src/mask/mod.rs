@@ -1,19 +1,31 @@
 //! Masking: sensitive data replaced before it leaves the proxy, for storage (every
-//! audit payload, all detectors) or for the agent (what `decision.mask` lists).
+//! audit payload, every detector) or for the agent (what `decision.mask` lists).
 //!
-//! A [`MaskSet`] says what to hide: built-in detectors (`credit_card`, `email`,
-//! `secret`) and JSON pointers. [`MaskSet::apply`] walks a `serde_json::Value` and
-//! rewrites string values in place, so the result stays valid JSON: a match becomes
-//! `[REDACTED:credit_card]` (or `[REDACTED:credit_card:1111]` with `last_four`), a
-//! field named like a secret becomes `"[REDACTED:secret]"` whatever its type, and a
-//! pointer's target becomes `"[REDACTED]"`. Detectors are hand-written byte scanners
-//! (no regex): each string is scanned once per detector only if it holds the byte
-//! the detector needs (a digit, `@`, ...). See docs/audit.md for the false-positive
-//! policy of each detector.
+//! A [`MaskSet`] says what to hide: detector families (`credit_card`, `iban`, `ssn`,
+//! `email`, `phone`, `secret`, or `all`) and JSON pointers. [`MaskSet::apply`] walks
+//! a JSON-RPC message (`walk.rs`) and rewrites it in place, so the result stays
+//! valid JSON: every string, every number (a card number becomes a string), object
+//! keys that carry data, JSON held in text (MCP text content with rows) and
+//! embedded resources' text and blobs. The JSON-RPC envelope (`jsonrpc`, `id`,
+//! `method`, and `progressToken`) is never touched: the client matches answers by it.
+//!
+//! In text (`text.rs`) a match becomes `[REDACTED:<family>]` (a card
+//! `[REDACTED:credit_card:1111]` with `last_four`), and a redaction covers exactly
+//! the bytes its detector matched, never more. A field named like a secret becomes
+//! `"[REDACTED:secret]"` whatever its type, and a pointer's target `"[REDACTED]"`.
+//! Detectors: `card.rs`, `iban.rs`, `ssn.rs`, `email.rs`, `phone.rs`, and the rule
+//! set of `secret/` behind a keyword prefilter. docs/audit.md gives the
+//! false-positive policy of each; `cases.toml` is their case table.
 
 mod card;
 mod email;
+mod iban;
+mod json_text;
+mod phone;
 mod secret;
+mod ssn;
+mod text;
+mod walk;
 
 #[cfg(test)]
 #[path = "cases_test.rs"]
@@ -24,73 +36,153 @@ mod proptest_test;
 
 use serde_json::Value;
 
-/// What a detector found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A payment card number.
+/// A family of detectors: the names `decision.mask` may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Payment card numbers (Luhn, issuer prefixes), in text and as JSON numbers.
     CreditCard,
-    /// An email address.
+    /// IBANs (country format, mod-97).
+    Iban,
+    /// US Social Security numbers (`AAA-GG-SSSS`, SSA area/group/serial rules).
+    Ssn,
+    /// Email addresses.
     Email,
-    /// A credential (AWS key, private key, bearer token, secret-named field).
+    /// Phone numbers valid by libphonenumber's metadata.
+    Phone,
+    /// Credentials: vendor tokens, JWTs, private keys, URL passwords, secret-named keys.
     Secret,
 }
 
-impl Kind {
-    /// The detector's name in `decision.mask` and in replacements.
+impl Family {
+    /// Every family, in the order the bench reports them.
+    pub const ALL: [Family; 6] = [
+        Family::CreditCard,
+        Family::Iban,
+        Family::Ssn,
+        Family::Email,
+        Family::Phone,
+        Family::Secret,
+    ];
+
+    /// The family's name in `decision.mask` and in replacements.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::CreditCard => "credit_card",
-            Kind::Email => "email",
-            Kind::Secret => "secret",
+            Family::CreditCard => "credit_card",
+            Family::Iban => "iban",
+            Family::Ssn => "ssn",
+            Family::Email => "email",
+            Family::Phone => "phone",
+            Family::Secret => "secret",
         }
     }
 
-    fn parse(name: &str) -> Option<Kind> {
-        match name {
-            "credit_card" | "card" | "pan" => Some(Kind::CreditCard),
-            "email" => Some(Kind::Email),
-            "secret" | "secrets" => Some(Kind::Secret),
-            _ => None,
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The families a `decision.mask` name stands for (`all` is every family).
+    fn parse(name: &str) -> Option<u8> {
+        let family = match name {
+            "all" => return Some(ALL_FAMILIES),
+            "credit_card" | "card" | "pan" => Family::CreditCard,
+            "iban" => Family::Iban,
+            "ssn" | "us_ssn" => Family::Ssn,
+            "email" => Family::Email,
+            "phone" | "phone_number" => Family::Phone,
+            "secret" | "secrets" => Family::Secret,
+            _ => return None,
+        };
+        Some(family.bit())
+    }
+
+    fn replacement(self) -> &'static str {
+        match self {
+            Family::CreditCard => "[REDACTED:credit_card]",
+            Family::Iban => "[REDACTED:iban]",
+            Family::Ssn => "[REDACTED:ssn]",
+            Family::Email => "[REDACTED:email]",
+            Family::Phone => "[REDACTED:phone]",
+            Family::Secret => "[REDACTED:secret]",
         }
     }
 }
 
-/// A byte range of a string to replace.
+const ALL_FAMILIES: u8 = (1 << Family::ALL.len()) - 1;
+
+/// A byte range of a string to replace, and what found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Span {
+pub(crate) struct Span {
     start: usize,
     end: usize,
-    kind: Kind,
-    /// The card's last four digits (empty for other kinds).
-    last_four: String,
+    family: Family,
+    /// The detector or secret rule that matched (`credit_card`, `github_token`, …).
+    rule: &'static str,
+    /// A card's last four digits.
+    last_four: Option<[u8; 4]>,
 }
 
-/// What to mask: detectors and JSON pointers.
+impl Span {
+    fn new(start: usize, end: usize, family: Family, rule: &'static str) -> Span {
+        Span {
+            start,
+            end,
+            family,
+            rule,
+            last_four: None,
+        }
+    }
+}
+
+/// The detectors could not be set up (a secret rule that does not compile).
+#[derive(Debug, thiserror::Error)]
+#[error("the masking rules could not be compiled: {0}; this is a bug in this build of airlock, report it")]
+pub struct MaskError(String);
+
+/// Compiles the secret rules and loads the phone metadata now, so the first request
+/// does not pay for it (~100 ms); called at start-up. Masking without it still
+/// works (it compiles on first use), and if the rules cannot compile, every string
+/// is replaced whole (fail closed).
+pub fn warm_up() -> Result<(), MaskError> {
+    secret::warm_up().map_err(MaskError)?;
+    if !phone::warm_up() {
+        return Err(MaskError(
+            "libphonenumber metadata has no common calling codes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What to mask: detector families and JSON pointers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaskSet {
-    cards: bool,
-    emails: bool,
-    secrets: bool,
+    families: u8,
     pointers: Vec<String>,
     last_four: bool,
 }
 
 impl MaskSet {
-    /// Every built-in detector: what the audit log stores.
+    /// Every detector family: what the audit log stores.
     pub fn all(last_four: bool) -> MaskSet {
         MaskSet {
-            cards: true,
-            emails: true,
-            secrets: true,
+            families: ALL_FAMILIES,
             pointers: Vec::new(),
             last_four,
         }
     }
 
-    /// The set a decision asks for (`decision.mask`): detector names and JSON
-    /// pointers (`/result/content/0/text`). An unknown name is a policy mistake that
-    /// must not leak data, so it turns on every detector (fail closed); it is
-    /// returned so the caller can log it.
+    /// Only `families` (the bench measures each family alone).
+    pub fn only(families: &[Family], last_four: bool) -> MaskSet {
+        MaskSet {
+            families: families.iter().fold(0, |acc, f| acc | f.bit()),
+            pointers: Vec::new(),
+            last_four,
+        }
+    }
+
+    /// The set a decision asks for (`decision.mask`): family names (`all` for every
+    /// family) and JSON pointers (`/result/content/0/text`). An unknown name is a
+    /// policy mistake that must not leak data, so it turns on every family (fail
+    /// closed); it is returned so the caller can log it.
     pub fn from_names(names: &[String], last_four: bool) -> (MaskSet, Vec<String>) {
         let mut set = MaskSet {
             last_four,
@@ -102,154 +194,54 @@ impl MaskSet {
                 set.pointers.push(name.clone());
                 continue;
             }
-            match Kind::parse(name) {
-                Some(Kind::CreditCard) => set.cards = true,
-                Some(Kind::Email) => set.emails = true,
-                Some(Kind::Secret) => set.secrets = true,
+            match Family::parse(name) {
+                Some(bits) => set.families |= bits,
                 None => unknown.push(name.clone()),
             }
         }
         if !unknown.is_empty() {
-            set.cards = true;
-            set.emails = true;
-            set.secrets = true;
+            set.families = ALL_FAMILIES;
         }
         (set, unknown)
     }
 
     /// Whether this set masks nothing.
     pub fn is_empty(&self) -> bool {
-        !self.cards && !self.emails && !self.secrets && self.pointers.is_empty()
+        self.families == 0 && self.pointers.is_empty()
     }
 
-    /// Masks `value` in place; returns how many replacements were made.
-    pub fn apply(&self, value: &mut Value) -> usize {
+    fn has(&self, family: Family) -> bool {
+        self.families & family.bit() != 0
+    }
+
+    /// Masks a JSON-RPC message (or a batch, or the canonical `{method, params}`
+    /// of an approval) in place; returns how many replacements were made. The
+    /// envelope is left alone (see the module doc), pointers at it included.
+    pub fn apply(&self, message: &mut Value) -> usize {
         let mut count = 0;
         for pointer in &self.pointers {
-            if let Some(target) = value.pointer_mut(pointer) {
+            if walk::is_envelope_pointer(pointer) {
+                continue;
+            }
+            if let Some(target) = message.pointer_mut(pointer) {
                 *target = Value::String("[REDACTED]".to_owned());
                 count += 1;
             }
         }
-        count + self.walk(value, 0)
+        count + walk::message(self, message)
     }
 
     /// Masks one string; `None` when nothing matched (no allocation then).
     pub fn mask_str(&self, text: &str) -> Option<String> {
-        self.mask_text(text, 0)
+        text::mask(self, text, 0)
     }
 
-    fn walk(&self, value: &mut Value, depth: usize) -> usize {
-        match value {
-            Value::String(text) => match self.mask_text(text, depth) {
-                Some(masked) => {
-                    *text = masked;
-                    1
-                }
-                None => 0,
-            },
-            Value::Array(items) => items.iter_mut().map(|v| self.walk(v, depth + 1)).sum(),
-            Value::Object(map) => map
-                .iter_mut()
-                .map(|(key, v)| {
-                    if self.secrets && secret::is_secret_field(key) && !is_redacted(v) {
-                        *v = Value::String(replacement(Kind::Secret, "", false));
-                        1
-                    } else {
-                        self.walk(v, depth + 1)
-                    }
-                })
-                .sum(),
-            _ => 0,
-        }
+    /// The matches in `text`, as (rule, matched text), for tests and tools that
+    /// explain a masking.
+    pub fn matches<'t>(&self, text: &'t str) -> Vec<(&'static str, &'t str)> {
+        text::spans(self, text)
+            .into_iter()
+            .map(|s| (s.rule, &text[s.start..s.end]))
+            .collect()
     }
-
-    /// Masks one string: JSON embedded in it (MCP text content holding rows) is
-    /// masked as JSON, so secret-named fields inside are caught too; any other text
-    /// is scanned by the detectors.
-    fn mask_text(&self, text: &str, depth: usize) -> Option<String> {
-        if let Some(masked) = self.mask_embedded_json(text, depth) {
-            return Some(masked);
-        }
-        let bytes = text.as_bytes();
-        let mut spans = Vec::new();
-        if self.cards && bytes.iter().any(u8::is_ascii_digit) {
-            card::find(text, &mut spans);
-        }
-        if self.emails && bytes.contains(&b'@') {
-            email::find(text, &mut spans);
-        }
-        if self.secrets {
-            secret::find(text, &mut spans);
-        }
-        if spans.is_empty() {
-            return None;
-        }
-        Some(self.rewrite(text, spans))
-    }
-
-    fn mask_embedded_json(&self, text: &str, depth: usize) -> Option<String> {
-        // Bounded recursion: a string of JSON of a string of JSON... stops here.
-        const MAX_EMBEDDED_DEPTH: usize = 64;
-        // Cards, emails and inline secrets are found in the raw text just as well
-        // (a replacement holds no quote or backslash, so the JSON stays valid);
-        // parsing pays off only for secret-named fields, so only then.
-        let first = text.trim_start().as_bytes().first().copied();
-        if depth > MAX_EMBEDDED_DEPTH
-            || !self.secrets
-            || !matches!(first, Some(b'{') | Some(b'['))
-            || !mentions_secret_field(text)
-        {
-            return None;
-        }
-        let mut inner: Value = serde_json::from_str(text).ok()?;
-        if self.walk(&mut inner, depth + 1) == 0 {
-            return None;
-        }
-        serde_json::to_string(&inner).ok()
-    }
-
-    fn rewrite(&self, text: &str, mut spans: Vec<Span>) -> String {
-        spans.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for span in spans {
-            if span.start < at {
-                continue; // overlaps a span already replaced
-            }
-            out.push_str(&text[at..span.start]);
-            out.push_str(&replacement(span.kind, &span.last_four, self.last_four));
-            at = span.end;
-        }
-        out.push_str(&text[at..]);
-        out
-    }
-}
-
-fn replacement(kind: Kind, last_four: &str, keep_last_four: bool) -> String {
-    if keep_last_four && !last_four.is_empty() {
-        format!("[REDACTED:{}:{last_four}]", kind.as_str())
-    } else {
-        format!("[REDACTED:{}]", kind.as_str())
-    }
-}
-
-/// Whether a text may hold a secret-named field (cheap pre-check before parsing).
-fn mentions_secret_field(text: &str) -> bool {
-    const STEMS: &[&[u8]] = &[b"pass", b"secret", b"token", b"key", b"auth", b"credential"];
-    text.as_bytes()
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| STEMS.iter().any(|s| s[..3].eq_ignore_ascii_case(w)))
-        .any(|(i, _)| {
-            STEMS.iter().any(|s| {
-                text.as_bytes()
-                    .get(i..i + s.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(s))
-            })
-        })
-}
-
-fn is_redacted(value: &Value) -> bool {
-    value.as_str().is_some_and(|s| s.starts_with("[REDACTED"))
 }
