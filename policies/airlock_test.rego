@@ -1,5 +1,6 @@
 # Tests of airlock.rego and identity.rego: non-tool messages, the deny > hold > allow
-# order, unknown tools, read-only identities and tools/list filtering.
+# order, servers and their tools, unknown tools, read-only identities and tools/list
+# filtering.
 package airlock_test
 
 import rego.v1
@@ -8,9 +9,12 @@ import data.airlock
 
 # --- inputs -------------------------------------------------------------------
 
-call(tool, args) := {
+# A tools/call on the demo server (env=dev unless on_prod).
+call(tool, args) := on_server("demo", tool, args)
+
+on_server(server, tool, args) := {
 	"identity": {"subject": "ci-bot", "groups": ["automation"], "kind": "agent", "claims": {}},
-	"server": {"name": "warehouse", "labels": {"env": "dev"}},
+	"server": {"name": server, "labels": {"env": "dev"}},
 	"direction": "client_to_server",
 	"message": {"method": "tools/call", "id": 7, "params": {"name": tool, "arguments": args}},
 	"tool": {"name": tool, "arguments": args},
@@ -18,15 +22,17 @@ call(tool, args) := {
 	"time": {"unix_ms": 1764000000000},
 }
 
-on_prod(doc) := object.union(doc, {"server": {"name": "warehouse", "labels": {"env": "prod"}}})
+on_prod(doc) := object.union(doc, {"server": {"labels": {"env": "prod"}}})
 
 as_groups(doc, groups) := object.union(doc, {"identity": {"subject": "analyst", "groups": groups}})
+
+as_kind(doc, kind) := object.union(doc, {"identity": {"kind": kind}})
 
 listing(tool) := object.union(call(tool, {}), {"listing": true})
 
 message(method) := {
 	"identity": {"subject": "ci-bot", "groups": [], "kind": "agent", "claims": {}},
-	"server": {"name": "warehouse", "labels": {"env": "prod"}},
+	"server": {"name": "demo", "labels": {"env": "prod"}},
 	"direction": "client_to_server",
 	"message": {"method": method, "id": 1, "params": {}},
 	"session": {"id": "s1", "calls": 0},
@@ -59,19 +65,19 @@ test_a_server_sent_tools_call_is_not_a_client_tool_call if {
 	reasons(doc) == ["mcp.not_a_tool_call"]
 }
 
-# --- reads ---------------------------------------------------------------------
+# --- reads: every answer is masked with every detector --------------------------------
 
-test_query_is_allowed_with_masking if {
-	d := airlock.decision with input as on_prod(call("query", {"sql": "SELECT * FROM customers"}))
-	d == {"verdict": "allow", "reasons": ["tool.read"], "mask": ["credit_card", "email"]}
+test_a_query_is_allowed_and_its_answer_masked if {
+	d := airlock.decision with input as on_prod(call("query", {"sql": "SELECT name, email FROM customers"}))
+	d == {"verdict": "allow", "reasons": ["tool.read"], "mask": ["all"]}
 }
 
-test_read_file_is_allowed_without_mask if {
-	d := airlock.decision with input as call("read_file", {"path": "docs/README.md"})
-	d == {"verdict": "allow", "reasons": ["tool.read"], "mask": []}
+test_read_file_answers_are_masked_too if {
+	d := airlock.decision with input as call("read_file", {"path": "/app/docs/README.md"})
+	d == {"verdict": "allow", "reasons": ["tool.read"], "mask": ["all"]}
 }
 
-# --- unknown tools ------------------------------------------------------------
+# --- servers: each has its own tools; others get "*" ------------------------------
 
 test_unknown_tool_is_allowed_off_prod if {
 	reasons(call("summarize", {"text": "hi"})) == ["tool.unknown_non_prod"]
@@ -82,17 +88,32 @@ test_unknown_tool_on_prod_requires_approval if {
 	d := airlock.decision with input as on_prod(call("summarize", {"text": "hi"}))
 	d.verdict == "require_approval"
 	d.reasons == ["tool.unknown_on_prod"]
-	d.approval == {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600, "mode": "sync"}
+	d.approval == {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600, "mode": "sync", "facts": {}}
+}
+
+test_another_server_does_not_inherit_the_demo_rules if {
+	# A GitHub server's list_issues has a `query` argument and an `execute`-like name
+	# means nothing there: no SQL rules, no demo reason ids.
+	doc := on_server("github", "list_issues", {"query": "DROP TABLE users; is:open"})
+	reasons(doc) == ["tool.unknown_non_prod"]
+	d := airlock.decision with input as on_prod(on_server("github", "execute", {"sql": "DROP TABLE users"}))
+	d.reasons == ["tool.unknown_on_prod"]
+}
+
+test_a_server_entry_gives_its_tools_their_rules if {
+	github := {
+		"tools": {"list_issues": {"class": "read"}, "create_issue": {"class": "write"}},
+		"egress": {"allowed_hosts": {}},
+	}
+	doc := on_server("github", "list_issues", {"query": "is:open"})
+	reasons(doc) == ["tool.read"] with data.airlock_config.servers.github as github
+	write := on_server("github", "create_issue", {"title": "x"})
+	reasons(write) == ["tool.write_non_prod"] with data.airlock_config.servers.github as github
 }
 
 test_a_tools_call_without_a_name_is_denied if {
 	doc := object.remove(call("query", {}), ["tool"])
 	reasons(doc) == ["mcp.tool_name_missing"]
-}
-
-test_tool_classes_come_from_data if {
-	doc := on_prod(call("summarize", {"text": "hi"}))
-	verdict(doc) == "allow" with data.airlock_config.tool_classes.summarize as "read"
 }
 
 # --- order: deny wins over hold, holds combine -------------------------------------
@@ -112,7 +133,25 @@ test_holds_combine_reviewers_and_take_the_strictest_terms if {
 		"tool.unknown_on_prod": {"reviewers": ["security"], "min_approvals": 2, "timeout_s": 60},
 	}
 	d := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod", "tool.unknown_on_prod"} with data.airlock_config.approvals as approvals
-	d.approval == {"reviewers": ["dba", "security"], "min_approvals": 2, "timeout_s": 60, "mode": "sync"}
+	d.approval == {"reviewers": ["dba", "security"], "min_approvals": 2, "timeout_s": 60, "mode": "sync", "facts": {}}
+}
+
+test_holds_are_async_only_when_every_one_allows_it if {
+	approvals := {
+		"sql.write_on_prod": {"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 600, "mode": "async"},
+		"tool.unknown_on_prod": {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600},
+	}
+	one := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod"} with data.airlock_config.approvals as approvals
+	one.approval.mode == "async"
+	both := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod", "tool.unknown_on_prod"} with data.airlock_config.approvals as approvals
+	both.approval.mode == "sync"
+}
+
+test_a_held_call_tells_the_proxy_which_arguments_hold_code if {
+	d := airlock.decision with input as on_prod(call("execute", {"sql": "UPDATE orders SET status = 'x' WHERE id = 1"}))
+	d.verdict == "require_approval"
+	d.approval.facts == {"sql": {"type": "sql", "dialect": "sqlite"}}
+	d.mask == ["all"]
 }
 
 # --- identities ----------------------------------------------------------------
@@ -123,7 +162,7 @@ test_read_only_identity_may_query if {
 
 test_read_only_identity_may_not_write_egress_or_call_unknown_tools if {
 	every tool in ["execute", "http_request", "summarize"] {
-		d := airlock.decision with input as as_groups(call(tool, {"sql": "insert into t values (1)", "url": "https://api.github.com"}), ["readonly"])
+		d := airlock.decision with input as as_groups(call(tool, {"sql": "insert into orders values (1)", "url": "https://api.github.com/"}), ["readonly"])
 		d.verdict == "deny"
 		d.reasons == ["identity.read_only"]
 	}
@@ -143,15 +182,4 @@ test_listing_shows_every_tool_to_others if {
 	every tool in ["query", "execute", "http_request", "read_file", "summarize"] {
 		verdict(on_prod(listing(tool))) != "deny"
 	}
-}
-
-test_holds_are_async_only_when_every_one_allows_it if {
-	approvals := {
-		"sql.write_on_prod": {"reviewers": ["dba"], "min_approvals": 1, "timeout_s": 600, "mode": "async"},
-		"tool.unknown_on_prod": {"reviewers": ["security"], "min_approvals": 1, "timeout_s": 600},
-	}
-	one := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod"} with data.airlock_config.approvals as approvals
-	one.approval.mode == "async"
-	both := airlock.tool_decision with input as on_prod(call("x", {})) with data.airlock.holds as {"sql.write_on_prod", "tool.unknown_on_prod"} with data.airlock_config.approvals as approvals
-	both.approval.mode == "sync"
 }

@@ -1,65 +1,58 @@
-# Egress rules: tools classed "egress" may only reach hosts on the allow-list in
-# data.json (airlock_config.egress.allowed_hosts).
-#
-# The host is parsed the way HTTP clients do, and anything odd fails closed:
-# scheme must be allowed; userinfo (`user@`) is dropped by taking what follows the
-# last "@"; the authority ends at the first "/", "\", "?" or "#"; the port and a
-# trailing dot are dropped; case is folded. A host that is not exactly on the list
-# (percent-encoding, whitespace, IP literals) is denied.
+# Egress rules, on the facts airlock.url.parse gives (the URL as WHATWG clients read
+# it), for the argument a tool's entry names (servers.NAME.tools.TOOL.url.argument):
+# the URL must parse, be canonical (exactly its own serialisation, nothing another
+# parser could read differently: backslashes, userinfo, odd IP forms, ...), use an
+# allowed scheme and name an allowed host of that server.
 package airlock
 
 import rego.v1
 
-egress_urls contains url if {
-	tool_class == "egress"
-	some name in cfg.egress.url_arguments
-	url := input.tool.arguments[name]
-}
+url_argument := tool_cfg.url.argument
+
+url_text := input.tool.arguments[url_argument]
+
+url := airlock.url.parse(url_text) if is_string(url_text)
+
+egress_cfg := object.get(server_cfg, "egress", {})
+
+allowed_hosts := object.get(egress_cfg, "allowed_hosts", {})
 
 denials contains {
 	"reason": "egress.url_missing",
-	"message": sprintf("The tool `%v` makes network requests but no URL argument (%v) was given; pass the URL to fetch.", [input.tool.name, concat(", ", cfg.egress.url_arguments)]),
+	"message": sprintf("The tool `%v` makes network requests but no URL argument (`%v`) was given; pass the URL to fetch.", [tool_name, url_argument]),
 } if {
-	tool_class == "egress"
+	url_argument
 	not listing
-	count(egress_urls) == 0
+	not is_string(url_text)
 }
 
 denials contains {
 	"reason": "egress.url_invalid",
-	"message": sprintf("`%v` is not an http(s) URL Airlock can check; pass an absolute URL such as https://api.github.com/...", [url]),
+	"message": sprintf("`%v` is not a URL Airlock can check (%v); pass an absolute URL such as https://api.github.com/.", [url_text, url.error]),
 } if {
-	some url in egress_urls
-	not url_host(url)
+	url.ok == false
+}
+
+denials contains {
+	"reason": "egress.noncanonical_url",
+	"message": sprintf("`%v` is not written the way HTTP clients send it (%v); send exactly `%v`.", [url_text, concat(", ", array.concat(url.ambiguities, ["not its own serialisation"])), url.serialized]),
+} if {
+	url.ok
+	not url.canonical
+}
+
+denials contains {
+	"reason": "egress.scheme_not_allowed",
+	"message": sprintf("`%v://` requests are not allowed; use https.", [url.scheme]),
+} if {
+	url.ok
+	not egress_cfg.allowed_schemes[url.scheme]
 }
 
 denials contains {
 	"reason": "egress.host_not_allowed",
-	"message": sprintf("Requests to %v are not allowed (allowed hosts: %v). Ask the security team to add the host to the egress allow-list if it is needed.", [host, concat(", ", sort(object.keys(cfg.egress.allowed_hosts)))]),
+	"message": sprintf("Requests to %v are not allowed (allowed hosts: %v). Ask the security team to add the host to the egress allow-list if it is needed.", [url.host, concat(", ", sort(object.keys(allowed_hosts)))]),
 } if {
-	some url in egress_urls
-	host := url_host(url)
-	not cfg.egress.allowed_hosts[host]
-}
-
-url_host(url) := host if {
-	is_string(url)
-	text := lower(trim_space(url))
-	parts := split(text, "://")
-	count(parts) > 1
-	cfg.egress.allowed_schemes[parts[0]]
-	rest := substring(text, count(parts[0]) + 3, -1)
-	authority := split(strings.replace_n({"\\": "/", "?": "/", "#": "/"}, rest), "/")[0]
-	userinfo_and_host := split(authority, "@")
-	host_port := userinfo_and_host[count(userinfo_and_host) - 1]
-	host := trim_suffix(without_port(host_port), ".")
-	host != ""
-}
-
-# An IPv6 literal keeps its brackets ("[::1]"); anything else loses ":port".
-without_port(host_port) := substring(host_port, 0, indexof(host_port, "]") + 1) if {
-	startswith(host_port, "[")
-	indexof(host_port, "]") > 0
-} else := split(host_port, ":")[0] if {
-	not startswith(host_port, "[")
+	url.ok
+	not allowed_hosts[url.host]
 }

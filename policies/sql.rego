@@ -1,45 +1,110 @@
-# SQL rules: DDL is never let through; writes to production wait for a DBA.
-#
-# Every argument named in airlock_config.sql_arguments is checked, on any tool. The
-# text is lower-cased and split into statements on ";" twice, once as written and
-# once with comments removed, and a statement starting with a DDL keyword in either
-# reading denies: a reading that sees more statements can only deny more, so
-# comment tricks (`/**/DROP`, `-- x\nDROP`, MySQL's `/*!50000 DROP */`) fail closed.
+# SQL rules, on the facts airlock.sql.parse gives (the statements as the database
+# reads them: comments, quotes and several statements included), for the argument a
+# tool's entry names (servers.NAME.tools.TOOL.sql.argument):
+#   - schema changes, ATTACH/DETACH, PRAGMA, VACUUM and dangerous functions: denied;
+#   - a read-only tool (sql.read_only) runs SELECT statements only;
+#   - tables marked sensitive cannot be read or written by agents;
+#   - SQL that does not parse is denied on write tools and held on others (never
+#     taken as harmless);
+#   - writes on production wait for a DBA; several statements in one call, or an
+#     UPDATE/DELETE without WHERE, wait for two.
 package airlock
 
 import rego.v1
+
+# The dialect: the server's `sql_dialect` label, else its entry's, else generic.
+sql_dialect := object.get(input.server.labels, "sql_dialect", object.get(object.get(server_cfg, "sql", {}), "dialect", "generic"))
+
+sql_argument := tool_cfg.sql.argument
+
+sql_text := input.tool.arguments[sql_argument]
+
+sql := airlock.sql.parse(sql_text, sql_dialect) if is_string(sql_text)
+
+sql_statements := sql.statements if sql.ok
+
+denials contains {
+	"reason": reason,
+	"message": sprintf("`%v` statements are not allowed through Airlock (%v). Ask a DBA to run it through the change process.", [upper(statement.kind), reason]),
+} if {
+	some statement in sql_statements
+	reason := cfg.sql.denied_kinds[statement.kind]
+}
+
+denials contains {
+	"reason": "sql.denied_function",
+	"message": sprintf("The SQL calls %v(), which %v; it is not allowed through Airlock.", [name, why]),
+} if {
+	some statement in sql_statements
+	some name in statement.functions
+	why := cfg.sql.denied_functions[name]
+}
+
+denials contains {
+	"reason": "sql.not_read_only",
+	"message": sprintf("`%v` runs read-only SQL: a single SELECT per statement, nothing else (this one is %v). Use a write tool such as `execute` for changes.", [tool_name, statement.kind]),
+} if {
+	tool_cfg.sql.read_only == true
+	some statement in sql_statements
+	not read_only_statement(statement)
+}
+
+read_only_statement(statement) if {
+	statement.kind == "select"
+	count(statement.writes) == 0
+}
+
+denials contains {
+	"reason": "sql.sensitive_table",
+	"message": sprintf("The table `%v` is not available to agents: it %v.", [table, why]),
+} if {
+	input.identity.kind == "agent"
+	some statement in sql_statements
+	some table in array.concat(statement.reads, statement.writes)
+	why := server_cfg.sql.sensitive_tables[table]
+}
+
+denials contains {
+	"reason": "sql.unparsed",
+	"message": sprintf("Airlock cannot read this SQL as the %v database would (%v), so it is not run. Send one well-formed statement.", [sql_dialect, sql.error]),
+} if {
+	tool_class == "write"
+	sql.ok == false
+}
+
+holds contains "sql.unparsed" if {
+	tool_class != "write"
+	sql.ok == false
+}
+
+denials contains {
+	"reason": "sql.not_text",
+	"message": sprintf("The `%v` argument of `%v` must be SQL text.", [sql_argument, tool_name]),
+} if {
+	not listing
+	sql_argument
+	not is_string(sql_text)
+}
 
 holds contains "sql.write_on_prod" if {
 	tool_class == "write"
 	prod
 }
 
-denials contains {
-	"reason": "sql.ddl",
-	"message": sprintf("Schema changes (%v) are not allowed through Airlock: the statement `%v` was refused. Ask a DBA to run migrations through the change process.", [upper(keyword), statement_preview(statement)]),
-} if {
+holds contains "sql.multi_statement" if {
+	prod
+	count(sql_statements) > 1
+}
+
+holds contains "sql.unbounded_write" if {
+	prod
 	some statement in sql_statements
-	some keyword in cfg.ddl_keywords
-	startswith(statement, keyword)
+	statement.kind in {"update", "delete"}
+	not statement.has_where
 }
 
-sql_statements contains statement if {
-	some name in cfg.sql_arguments
-	sql := input.tool.arguments[name]
-	is_string(sql)
-	text := lower(sql)
-	some reading in {text, without_comments(text)}
-	some raw in split(reading, ";")
-	statement := trim_left(raw, " \t\r\n\f(/*!0123456789")
-	statement != ""
+holds contains "sql.unbounded_write" if {
+	prod
+	some statement in sql_statements
+	statement.replaces
 }
-
-without_comments(text) := text if {
-	not contains(text, "--")
-	not contains(text, "/*")
-	not contains(text, "#")
-} else := regex.replace(text, `(?s)/\*.*?\*/|--[^\n]*|#[^\n]*`, " ")
-
-statement_preview(s) := s if {
-	count(s) <= 60
-} else := concat("", [substring(s, 0, 57), "..."])

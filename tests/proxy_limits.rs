@@ -32,9 +32,18 @@ async fn requests_past_the_concurrency_limit_get_503_and_may_retry() {
         .start();
     let slow = proxy.client("rec", Some(AGENT_KEY));
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "query", "arguments": {"delay_ms": 1500}}});
+        "params": {"name": "query", "arguments": {"delay_ms": 3000}}});
     let in_flight = tokio::spawn(async move { slow.post(call).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the upstream has it, the slow call holds the proxy's only permit (a fixed
+    // sleep was not enough on a loaded machine).
+    let waiting = Instant::now();
+    while upstream.recorded.lock().unwrap().is_empty() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the slow call never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Another identity: within its own cap, refused by the proxy's.
     let client = proxy.client("rec", Some(OTHER_KEY));

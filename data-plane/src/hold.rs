@@ -26,7 +26,7 @@ use crate::mask::MaskSet;
 use crate::record::AuditEvent;
 use crate::respond::{respond, Call, Exchange, ProxyResponse};
 use airlock_policy::canonical::{canonical_payload, payload_sha256, recanonicalize};
-use airlock_policy::Evaluation;
+use airlock_policy::{ApprovalMode, Evaluation};
 use airlock_proto::v1 as api;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -93,7 +93,7 @@ pub(crate) async fn hold(
         .decision
         .approval
         .as_ref()
-        .is_some_and(|a| a.mode == "async");
+        .is_some_and(|a| a.mode == ApprovalMode::Async);
     let grant = client
         .consume(api::ApprovalServiceConsumeRequest {
             approval_id: String::new(),
@@ -204,10 +204,9 @@ fn held_call(
             reviewer_groups: spec.reviewers,
             min_approvals: spec.min_approvals.max(1),
             timeout_s,
-            mode: if spec.mode == "async" {
-                api::ApprovalMode::Async
-            } else {
-                api::ApprovalMode::Sync
+            mode: match spec.mode {
+                ApprovalMode::Async => api::ApprovalMode::Async,
+                ApprovalMode::Sync => api::ApprovalMode::Sync,
             } as i32,
         },
     }

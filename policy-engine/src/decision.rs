@@ -4,6 +4,7 @@
 //! becomes a deny with a reason, never an allow.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What happens to the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +42,46 @@ pub struct ApprovalSpec {
     /// Seconds before the request expires.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: u64,
-    /// `sync` (hold the call) or `async` (answer at once with the approval id).
-    #[serde(default = "default_mode")]
-    pub mode: String,
+    /// How the agent waits (`sync` or `async`; anything else makes the decision
+    /// malformed, so a typo denies instead of quietly holding the call open).
+    #[serde(default)]
+    pub mode: ApprovalMode,
+    /// Which arguments hold SQL, a URL or a path, so the proxy shows the reviewer
+    /// their parsed facts and keeps masking out of their code:
+    /// `{"sql": {"type": "sql", "dialect": "sqlite"}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facts: BTreeMap<String, ArgumentKind>,
+}
+
+/// How the agent waits for a held call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    /// The call is held open (SSE progress or keep-alives) until a decision.
+    #[default]
+    Sync,
+    /// The agent is answered at once with the approval id and repeats the call.
+    Async,
+}
+
+/// What an argument holds, for the reviewer's facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ArgumentKind {
+    /// SQL text, read in this dialect (as `airlock.sql.parse`).
+    Sql {
+        /// `sqlite`, `postgres`, `mysql` or `generic`.
+        #[serde(default = "generic")]
+        dialect: String,
+    },
+    /// A URL (as `airlock.url.parse`).
+    Url,
+    /// A file path (as `airlock.path.normalize`).
+    Path,
+}
+
+fn generic() -> String {
+    "generic".to_owned()
 }
 
 fn default_min_approvals() -> u32 {
@@ -52,9 +90,6 @@ fn default_min_approvals() -> u32 {
 fn default_timeout_s() -> u64 {
     600
 }
-fn default_mode() -> String {
-    "sync".to_owned()
-}
 
 impl Default for ApprovalSpec {
     fn default() -> Self {
@@ -62,7 +97,8 @@ impl Default for ApprovalSpec {
             reviewers: Vec::new(),
             min_approvals: default_min_approvals(),
             timeout_s: default_timeout_s(),
-            mode: default_mode(),
+            mode: ApprovalMode::Sync,
+            facts: BTreeMap::new(),
         }
     }
 }

@@ -44,7 +44,7 @@ fn call(groups: &[&str], env: &str, tool: &str, args: Value, listing: bool) -> P
             claims: serde_json::Map::new(),
         },
         server: ServerInput {
-            name: "warehouse".into(),
+            name: "demo".into(),
             labels: [("env".to_owned(), env.to_owned())].into(),
         },
         direction: Direction::ClientToServer,
@@ -130,7 +130,7 @@ fn the_contract_examples_decide_as_documented() {
                 &[],
                 "dev",
                 "http_request",
-                json!({"url": "https://user@evil.com"}),
+                json!({"url": "https://evil.com/"}),
                 false,
             ),
             Verdict::Deny,
@@ -207,7 +207,7 @@ fn cases_prod_write() -> PolicyInput {
         &[],
         "prod",
         "execute",
-        json!({"sql": "UPDATE t SET x = 1"}),
+        json!({"sql": "UPDATE t SET x = 1 WHERE id = 1"}),
         false,
     )
 }
