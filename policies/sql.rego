@@ -25,10 +25,17 @@ sql_statements := sql.statements if sql.ok
 
 denials contains {
 	"reason": reason,
-	"message": sprintf("`%v` statements are not allowed through Airlock (%v). Ask a DBA to run it through the change process.", [upper(statement.kind), reason]),
+	"message": sprintf(object.get(denied_kind_messages, reason, "%v statements are not allowed through Airlock."), [upper(statement.kind)]),
 } if {
 	some statement in sql_statements
 	reason := cfg.sql.denied_kinds[statement.kind]
+}
+
+denied_kind_messages := {
+	"sql.ddl": "Schema changes (%v) are not allowed through Airlock. Ask a DBA to run migrations through the change process.",
+	"sql.attach": "Attaching or detaching databases (%v) is not allowed through Airlock.",
+	"sql.pragma": "%v statements change how the database behaves and are not allowed through Airlock.",
+	"sql.vacuum": "%v rewrites the database file and is not allowed through Airlock.",
 }
 
 denials contains {

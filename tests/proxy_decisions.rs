@@ -84,7 +84,7 @@ async fn a_denied_drop_table_gets_our_error_and_never_reaches_the_database() {
         message["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("Schema changes"),
+            .contains("Schema changes (DROP)"),
         "{message}"
     );
     assert_eq!(message["error"]["data"]["reasons"][0], "sql.ddl");

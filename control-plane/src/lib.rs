@@ -14,7 +14,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod approvals;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 mod bundles;

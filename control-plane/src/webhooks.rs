@@ -71,9 +71,17 @@ impl Webhooks {
             format!("{} `{}`", r.method, r.tool)
         };
         let link = format!("{}#{}", self.page_url, r.approval_id);
+        // The facts come first: what will run, parsed by the proxy from the unmasked
+        // call (a reviewer must not approve a rendering).
+        let facts = crate::approvals::summary::lines(&r.summary_json);
+        let facts_text = if facts.is_empty() {
+            String::new()
+        } else {
+            format!("\n```\n{}\n```", facts.join("\n"))
+        };
         json!({
             "text": format!(
-                "Approval needed: {} wants {what} on {} ({}). Review: <{link}|{}> or `airlock approvals show {}`",
+                "Approval needed: {} wants {what} on {} ({}).{facts_text}\nReview: <{link}|{}> or `airlock approvals show {}`",
                 r.subject, r.server, r.reasons.join(", "), r.approval_id, r.approval_id
             ),
             "approval": {
@@ -86,6 +94,7 @@ impl Webhooks {
                 "reviewer_groups": r.reviewer_groups,
                 "expires_unix_ms": r.expires_unix_ms,
                 "url": link,
+                "facts": serde_json::from_str::<Value>(&r.summary_json).unwrap_or(Value::Null),
             }
         })
     }

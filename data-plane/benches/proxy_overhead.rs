@@ -242,6 +242,7 @@ fn decide_only(store: &airlock_policy::PolicyStore) {
         time: TimeInput::default(),
         listing: false,
         limits: None,
+        review: None,
     };
     let mut latencies: Vec<Duration> = (0..REQUESTS)
         .map(|_| {

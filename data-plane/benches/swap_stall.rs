@@ -63,6 +63,7 @@ fn input() -> PolicyInput {
         },
         listing: false,
         limits: None,
+        review: None,
     }
 }
 

@@ -103,6 +103,8 @@ struct RawApprovals {
     keepalive_s: u64,
     #[serde(default = "default_max_pending")]
     max_pending: usize,
+    #[serde(default = "default_max_pending_per_identity")]
+    max_pending_per_identity: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +191,10 @@ fn default_eval_timeout_ms() -> u64 {
 fn default_keepalive_s() -> u64 {
     10
 }
+fn default_max_pending_per_identity() -> usize {
+    100
+}
+
 fn default_max_pending() -> usize {
     10_000
 }
@@ -254,8 +260,11 @@ pub struct ProxyConfig {
 pub struct ApprovalsConfig {
     /// Interval of SSE keep-alives / progress notifications to a waiting client.
     pub keepalive: Duration,
-    /// Held calls this node keeps at once; beyond it, new ones are refused.
+    /// Approval requests this node keeps open at once, sync (held calls) and async
+    /// (requests the agent will repeat) alike; beyond it, new ones are refused.
     pub max_pending: usize,
+    /// The same, per identity: one agent cannot fill the node's `max_pending`.
+    pub max_pending_per_identity: usize,
 }
 
 impl Default for ApprovalsConfig {
@@ -263,6 +272,7 @@ impl Default for ApprovalsConfig {
         Self {
             keepalive: Duration::from_secs(default_keepalive_s()),
             max_pending: default_max_pending(),
+            max_pending_per_identity: default_max_pending_per_identity(),
         }
     }
 }
@@ -399,9 +409,17 @@ impl Validator<'_> {
                 "the default is 10000",
             ));
         }
+        if raw.max_pending_per_identity == 0 || raw.max_pending_per_identity > raw.max_pending {
+            return Err(self.invalid(
+                "approvals.max_pending_per_identity",
+                "must be between 1 and approvals.max_pending",
+                "the default is 100",
+            ));
+        }
         Ok(ApprovalsConfig {
             keepalive: Duration::from_secs(raw.keepalive_s),
             max_pending: raw.max_pending,
+            max_pending_per_identity: raw.max_pending_per_identity,
         })
     }
 

@@ -16,7 +16,7 @@ use tracing::field::Empty;
 /// Decides one message travelling in `direction`, with the request's budgets as
 /// `input.limits`.
 pub(crate) fn decide(ctx: &RequestCtx, message: &Message, direction: Direction) -> Evaluation {
-    decide_with(ctx, message, direction, None)
+    decide_with(ctx, message, direction, None).0
 }
 
 /// Decides one message; `tool_budget` is its tool's rate budget when it is a
@@ -29,7 +29,7 @@ pub(crate) fn decide_with(
     message: &Message,
     direction: Direction,
     tool_budget: Option<RateInput>,
-) -> Evaluation {
+) -> (Evaluation, PolicyInput) {
     let span = tracing::debug_span!(
         parent: &ctx.span,
         "decide",
@@ -63,7 +63,24 @@ pub(crate) fn decide_with(
         span.record("revision", revision.as_str());
     }
     span.record("reasons", evaluation.decision.reasons.len() as u64);
-    evaluation
+    (evaluation, input)
+}
+
+/// The second decision for a call the first one held: the same input with
+/// `input.review` (what its reviewers will see). It can only be stricter: a deny, or
+/// an approval that replaces the first; anything else keeps the first decision.
+pub(crate) fn decide_review(
+    ctx: &RequestCtx,
+    mut input: PolicyInput,
+    first: Evaluation,
+    review: Value,
+) -> Evaluation {
+    input.review = Some(review);
+    let second = ctx.shared.store.decide(&input);
+    match second.decision.verdict {
+        Verdict::Deny | Verdict::RequireApproval => second,
+        Verdict::Allow => first,
+    }
 }
 
 /// The policy input for one decoded message (the Rego contract,
@@ -102,6 +119,7 @@ pub(crate) fn message_input(
         time: now(),
         listing: false,
         limits,
+        review: None,
     }
 }
 
@@ -133,6 +151,7 @@ pub(crate) fn listing_input(
         time: now(),
         listing: true,
         limits: None,
+        review: None,
     }
 }
 

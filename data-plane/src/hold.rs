@@ -17,15 +17,16 @@
 //! forward. A client that goes away cancels its request.
 
 use crate::control::approvals::{ApprovalClient, Waiter};
+use crate::control::hold_budget::{Full, HoldSlot};
 use crate::ctx::RequestCtx;
 use crate::decide::error_response;
 use crate::decode::Message;
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
-use crate::mask::MaskSet;
 use crate::record::AuditEvent;
 use crate::respond::{respond, Call, Exchange, ProxyResponse};
-use airlock_policy::canonical::{canonical_payload, payload_sha256, recanonicalize};
+use crate::review::ReviewView;
+use airlock_policy::canonical::{canonical_payload, payload_sha256};
 use airlock_policy::{ApprovalMode, Evaluation};
 use airlock_proto::v1 as api;
 use bytes::Bytes;
@@ -69,11 +70,13 @@ struct HeldCall {
 /// Holds `message` (a request the policy marks `require_approval`), and records its
 /// `event` (when the recorder is on) with the approval id it ends up under, before
 /// anything can be released: the request is always in the log before its answer.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn hold(
     ctx: &Arc<RequestCtx>,
     client: Arc<ApprovalClient>,
     message: &Message,
     evaluation: &Evaluation,
+    review: Option<ReviewView>,
     event: Option<AuditEvent>,
     headers: &HeaderMap,
     bytes: Bytes,
@@ -85,7 +88,7 @@ pub(crate) async fn hold(
         }
     };
     let id = message.id().cloned().unwrap_or(Value::Null);
-    let call = held_call(ctx, &client, message, evaluation, id.clone());
+    let call = held_call(ctx, &client, message, evaluation, review, id.clone());
     // The `hold` span this future runs in (see `mcp`).
     let span = tracing::Span::current();
     span.record("approval_id", call.submit.approval_id.as_str());
@@ -116,9 +119,21 @@ pub(crate) async fn hold(
         }
         Err(_) => {} // sync: the wait below retries until the timeout
     }
+    let slot = match client.budget.take(&call.submit.subject) {
+        Ok(slot) => slot,
+        Err(full) => {
+            record(""); // nothing was submitted: there is no approval to name
+            return answer(&id, budget_full(full));
+        }
+    };
     if asynchronous {
         let (approval_id, error) = match client.submit(call.submit.clone(), trace(ctx)).await {
-            Ok(approval) => (approval.approval_id.clone(), pending(&approval)),
+            Ok(approval) => {
+                // Open until the control plane reports it ended, or its expiry.
+                let until = Instant::now() + Duration::from_secs(call.submit.timeout_s) + GRACE;
+                client.budget.park(&approval.approval_id, slot, until);
+                (approval.approval_id.clone(), pending(&approval))
+            }
             Err(status) => {
                 let id = &call.submit.approval_id;
                 (id.clone(), unavailable(id, status.message()))
@@ -127,24 +142,26 @@ pub(crate) async fn hold(
         record(&approval_id);
         return answer(&id, error);
     }
-    let Ok(permit) = Arc::clone(&client.slots).try_acquire_owned() else {
-        record(""); // nothing was submitted: there is no approval to name
-        return answer(
-            &id,
-            json!({"code": codes::OVERLOADED, "message": "this proxy node holds as many calls for approval as it may (approvals.max_pending); retry later"}),
-        );
-    };
     record(&call.submit.approval_id);
-    hold_open(ctx, client, call, permit, headers, bytes)
+    hold_open(ctx, client, call, slot, headers, bytes)
+}
+
+/// The retryable error for a request over `approvals.max_pending[_per_identity]`.
+fn budget_full(full: Full) -> Value {
+    let message = match full {
+        Full::Node => "this proxy node has as many approval requests open as it may (approvals.max_pending); retry later",
+        Full::Identity => "this identity has as many approval requests open as it may (approvals.max_pending_per_identity); wait for a decision on one, then retry",
+    };
+    json!({"code": codes::OVERLOADED, "message": message, "data": {"retryable": true}})
 }
 
 /// Sync mode: answers with an SSE stream at once and waits in a task that owns one
-/// of the node's `max_pending` slots (`permit`).
+/// of the node's open-request slots (`slot`).
 fn hold_open(
     ctx: &Arc<RequestCtx>,
     client: Arc<ApprovalClient>,
     call: HeldCall,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    slot: HoldSlot,
     headers: &HeaderMap,
     bytes: Bytes,
 ) -> Held {
@@ -154,7 +171,7 @@ fn hold_open(
     let headers = headers.clone();
     tokio::spawn(async move {
         wait_then_release(ctx, client, call, headers, bytes, tx).await;
-        drop(permit);
+        drop(slot);
     });
     let mut response = Response::new(StreamBody::new(ReceiverStream::new(rx)).boxed());
     *response.status_mut() = StatusCode::OK;
@@ -172,13 +189,17 @@ fn held_call(
     client: &ApprovalClient,
     message: &Message,
     evaluation: &Evaluation,
+    review: Option<ReviewView>,
     id: Value,
 ) -> HeldCall {
     let spec = evaluation.decision.approval.clone().unwrap_or_default();
     let method = message.method().unwrap_or_default();
     let canonical = canonical_payload(method, message.params());
     let sha256 = payload_sha256(&canonical);
-    let (shown, masked) = shown_to_reviewers(canonical, ctx.shared.recorder.last_four());
+    // The grant binds the unmasked payload; reviewers see facts and a masked copy.
+    let review = review.unwrap_or_else(|| {
+        crate::review::review(&canonical, &spec.facts, ctx.shared.recorder.last_four())
+    });
     let progress = message.params().pointer("/_meta/progressToken").cloned();
     let approval_id = format!("apr_{}", hex::encode(rand::random::<[u8; 12]>()));
     let timeout_s = spec.timeout_s.clamp(1, 86_400);
@@ -196,8 +217,9 @@ fn held_call(
             method: method.to_owned(),
             tool: message.target_name().unwrap_or_default().to_owned(),
             payload_sha256: sha256,
-            payload_json: shown,
-            payload_masked: masked,
+            payload_json: review.shown,
+            payload_masked: review.masked,
+            summary_json: review.summary.to_string(),
             reasons: evaluation.decision.reasons.clone(),
             message: evaluation.decision.message.clone().unwrap_or_default(),
             policy_revision: evaluation.revision.clone().unwrap_or_default(),
@@ -210,20 +232,6 @@ fn held_call(
             } as i32,
         },
     }
-}
-
-/// What reviewers see of a held payload: masked with every detector before it
-/// leaves the proxy (promise 7), still canonical. The grant binds the hash of the
-/// unmasked payload, which is what the proxy forwards once approved.
-fn shown_to_reviewers(canonical: String, last_four: bool) -> (String, bool) {
-    let Ok(mut value) = serde_json::from_str::<Value>(&canonical) else {
-        return (canonical, false);
-    };
-    if MaskSet::all(last_four).apply(&mut value) == 0 {
-        return (canonical, false);
-    }
-    let masked = value.to_string();
-    (recanonicalize(&masked).unwrap_or(masked), true)
 }
 
 /// How the wait ended.
@@ -519,35 +527,4 @@ fn assert_send<T: Send>(t: T) -> T {
 /// The span whose trace context goes to the control plane, when traces are exported.
 fn trace(ctx: &RequestCtx) -> Option<&tracing::Span> {
     ctx.shared.trace_context.then_some(&ctx.span)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shown_to_reviewers;
-    use airlock_policy::canonical::{canonical_payload, recanonicalize};
-    use serde_json::json;
-
-    #[test]
-    fn reviewers_see_a_masked_canonical_payload_and_clean_ones_unchanged() {
-        let sql =
-            "UPDATE customers SET card_number = '4111 1111 1111 1111', email = 'ana@example.com'";
-        let canonical = canonical_payload(
-            "tools/call",
-            &json!({"name": "execute", "arguments": {"sql": sql}}),
-        );
-        let (shown, masked) = shown_to_reviewers(canonical.clone(), false);
-        assert!(masked);
-        assert!(
-            !shown.contains("4111") && !shown.contains("ana@example.com"),
-            "{shown}"
-        );
-        assert!(shown.contains("[REDACTED:credit_card]"), "{shown}");
-        assert_eq!(recanonicalize(&shown).as_deref(), Some(shown.as_str()));
-
-        let clean = canonical_payload(
-            "tools/call",
-            &json!({"name": "execute", "arguments": {"sql": "DELETE FROM orders"}}),
-        );
-        assert_eq!(shown_to_reviewers(clean.clone(), false), (clean, false));
-    }
 }

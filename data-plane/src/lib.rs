@@ -32,6 +32,7 @@ mod metrics;
 mod protocol;
 pub mod record;
 mod respond;
+mod review;
 mod session;
 mod sse;
 mod upstream;

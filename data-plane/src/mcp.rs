@@ -21,8 +21,8 @@
 use crate::accept::{check_origin, read_body};
 use crate::control::approvals::ApprovalClient;
 use crate::ctx::{RequestCtx, Shared};
-use crate::decide::{decide_with, error_response, refusal};
-use crate::decode::{decode, Payload};
+use crate::decide::{decide_review, decide_with, error_response, refusal};
+use crate::decode::{decode, Message, Payload};
 use crate::error::{codes, ProxyError};
 use crate::forward::forward;
 use crate::hold::{hold, Held};
@@ -32,6 +32,8 @@ use crate::protocol::{
 };
 use crate::record::AuditEvent;
 use crate::respond::{json_response, respond, Call, Exchange, ProxyResponse};
+use crate::review::{review, ReviewView};
+use airlock_policy::canonical::canonical_payload;
 use airlock_policy::{Direction, Evaluation, IdentityInput, RateInput, Verdict};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -220,6 +222,7 @@ async fn post(ctx: Arc<RequestCtx>, request: Request<Incoming>) -> Result<ProxyR
             client,
             message,
             &held.evaluation,
+            held.review,
             event,
             &parts.headers,
             bytes.clone(),
@@ -272,6 +275,21 @@ struct HeldRequest {
     evaluation: Evaluation,
     event: Option<AuditEvent>,
     client: Arc<ApprovalClient>,
+    /// What its reviewers see (facts first, then the masked payload).
+    review: Option<ReviewView>,
+}
+
+/// The reviewers' view of a held request (`review.rs`).
+fn review_of(ctx: &RequestCtx, message: &Message, evaluation: &Evaluation) -> ReviewView {
+    let canonical = canonical_payload(message.method().unwrap_or_default(), message.params());
+    let hints = evaluation
+        .decision
+        .approval
+        .as_ref()
+        .map(|a| a.facts.clone())
+        .unwrap_or_default();
+    let _span = tracing::debug_span!(parent: &ctx.span, "review").entered();
+    review(&canonical, &hints, ctx.shared.recorder.last_four())
 }
 
 /// A token from each limited tool's bucket, per message (`None` where the message
@@ -312,7 +330,15 @@ fn decide_all(
         held: None,
     };
     for (message, tool_budget) in payload.messages().iter().zip(tool_budgets) {
-        let evaluation = decide_with(ctx, message, Direction::ClientToServer, tool_budget);
+        let (mut evaluation, input) =
+            decide_with(ctx, message, Direction::ClientToServer, tool_budget);
+        let mut review = None;
+        if holder.is_some() && evaluation.decision.verdict == Verdict::RequireApproval {
+            // What the reviewers will see, and the policy's second look with it.
+            let view = review_of(ctx, message, &evaluation);
+            evaluation = decide_review(ctx, input, evaluation, view.summary.clone());
+            review = Some(view);
+        }
         ctx.shared
             .metrics
             .decided(Direction::ClientToServer, &evaluation);
@@ -334,6 +360,7 @@ fn decide_all(
                     evaluation,
                     event,
                     client: Arc::clone(client),
+                    review,
                 });
             }
             _ => {

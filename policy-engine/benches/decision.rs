@@ -50,6 +50,7 @@ fn call(tool: &str, sql: &str, env: &str) -> PolicyInput {
         },
         listing: false,
         limits: None,
+        review: None,
     }
 }
 

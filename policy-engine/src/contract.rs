@@ -79,6 +79,7 @@ pub fn example(kind: &str) -> Option<Value> {
             }),
             tool: None,
         }),
+        review: None,
     };
     let input = match kind {
         "tools/call" => {

@@ -43,6 +43,9 @@ pub(crate) fn input(input: &PolicyInput) -> Value {
     if input.listing {
         doc.insert(key("listing"), Value::Bool(true));
     }
+    if let Some(review) = &input.review {
+        doc.insert(key("review"), json(review));
+    }
     if let Some(limits) = &input.limits {
         doc.insert(key("limits"), self::limits(limits));
     }
@@ -224,6 +227,7 @@ mod tests {
             },
             listing,
             limits: Some(limits),
+            review: None,
         }
     }
 
@@ -243,6 +247,7 @@ mod tests {
             full(None, None, false, json!(null)),
             PolicyInput {
                 limits: None,
+                review: None,
                 ..full(None, None, false, json!(null))
             },
         ] {

@@ -141,4 +141,9 @@ pub struct PolicyInput {
     /// counted (listing checks, callers outside the proxy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsInput>,
+    /// What the reviewers of a held call will see (`input.review`): present only in
+    /// the second decision the proxy makes for a call the first one held, so a policy
+    /// can ask for more when masking touched code (see data-plane/src/review.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<Value>,
 }

@@ -46,6 +46,7 @@ fn sample_input() -> PolicyInput {
         time: TimeInput::default(),
         listing: false,
         limits: None,
+        review: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn call(groups: &[&str], env: &str, tool: &str, args: Value, listing: bool) -> P
         time: TimeInput::default(),
         listing,
         limits: None,
+        review: None,
     }
 }
 

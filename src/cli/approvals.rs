@@ -196,6 +196,14 @@ fn show(a: &api::Approval, output: Output) {
         return;
     }
     println!("approval   {}  ({})", a.approval_id, state_name(a.state));
+    // What will run, as the proxy parsed it from the unmasked call: first.
+    let facts = airlock_control_plane::approvals::summary::lines(&a.summary_json);
+    if !facts.is_empty() {
+        println!("facts      (computed by the proxy from the unmasked call)");
+        for line in &facts {
+            println!("  {line}");
+        }
+    }
     println!(
         "identity   {} (groups: {})",
         a.subject,
@@ -282,5 +290,6 @@ fn to_json(a: &api::Approval) -> Value {
         "policy_revision": a.policy_revision, "reviewer_groups": a.reviewer_groups,
         "min_approvals": a.min_approvals, "created_unix_ms": a.created_unix_ms,
         "expires_unix_ms": a.expires_unix_ms, "reviews": reviews,
+        "facts": serde_json::from_str::<Value>(&a.summary_json).unwrap_or(Value::Null),
     })
 }

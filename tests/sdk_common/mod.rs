@@ -180,6 +180,8 @@ pub struct Stack {
     pub proxy_base: String,
     /// The API key the proxy accepts, as a client sends it after `Bearer `.
     pub api_key: String,
+    /// The demo server's own MCP endpoint (no token: for checks behind the proxy).
+    pub demo_url: String,
     /// Holds the config and the copy of the policies until the test ends.
     _dir: TempDir,
 }
@@ -213,6 +215,7 @@ impl Stack {
             demo,
             proxy_base,
             api_key,
+            demo_url,
             _dir: dir,
         }
     }

@@ -72,6 +72,7 @@ impl From<&ApprovalRecord> for api::Approval {
             reviews: r.reviews.iter().map(review).collect(),
             requested_by: r.requested_by.clone(),
             payload_masked: r.payload_masked,
+            summary_json: r.summary_json.clone(),
         }
     }
 }

@@ -9,6 +9,7 @@
 mod convert;
 mod rules;
 mod service;
+pub mod summary;
 
 use crate::auth::{Authenticator, Caller, Role};
 use crate::bundles::{blocking, now_ms};

@@ -16,6 +16,7 @@ fn pending(min: u32) -> ApprovalRecord {
         payload_json: "{}".into(),
         payload_sha256: "aa".into(),
         payload_masked: false,
+        summary_json: String::new(),
         reasons: vec!["sql.write_on_prod".into()],
         message: String::new(),
         policy_revision: "r1".into(),

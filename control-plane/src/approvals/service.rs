@@ -32,6 +32,15 @@ pub(super) fn new_record(
     if req.payload_json.len() > rules::MAX_PAYLOAD {
         return Err(invalid("payload_json is larger than 1 MiB"));
     }
+    if req.summary_json.len() > rules::MAX_PAYLOAD {
+        return Err(invalid("summary_json is larger than 1 MiB"));
+    }
+    if !req.summary_json.is_empty()
+        && !serde_json::from_str::<serde_json::Value>(&req.summary_json)
+            .is_ok_and(|v| v.is_object())
+    {
+        return Err(invalid("summary_json must be a JSON object"));
+    }
     // Unmasked, the reviewers see exactly what the grant is bound to: the hash is
     // recomputed. Masked (promise 7), the hash is of the payload the proxy holds and
     // forwards; only its form can be checked here.
@@ -62,6 +71,7 @@ pub(super) fn new_record(
         payload_json: req.payload_json,
         payload_sha256: req.payload_sha256,
         payload_masked: req.payload_masked,
+        summary_json: req.summary_json,
         reasons: req.reasons,
         message: req.message,
         policy_revision: req.policy_revision,

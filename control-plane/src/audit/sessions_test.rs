@@ -175,6 +175,7 @@ fn approval(payload: &str, created: u64) -> ApprovalRecord {
         payload_json: payload.into(),
         payload_sha256: String::new(),
         payload_masked: true,
+        summary_json: String::new(),
         reasons: vec![],
         message: String::new(),
         policy_revision: String::new(),

@@ -89,6 +89,10 @@ pub struct ApprovalRecord {
     /// Whether `payload_json` was masked by the proxy before it left it.
     #[serde(default)]
     pub payload_masked: bool,
+    /// The facts the proxy computed from the unmasked payload (JSON), shown to
+    /// reviewers first; empty from proxies that predate it.
+    #[serde(default)]
+    pub summary_json: String,
     /// Policy reason ids.
     pub reasons: Vec<String>,
     /// Policy message.

@@ -202,9 +202,19 @@ async fn list(
         .auth()
         .authorize(&metadata(&req), Rpc::ApprovalList)?;
     let records = approvals.list(false, 50).await?;
+    // Each approval with its facts as the lines reviewers read first (the same text
+    // as `airlock approvals show` and webhooks).
+    let shown: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut value = serde_json::to_value(r).unwrap_or_default();
+            value["facts"] = json!(crate::approvals::summary::lines(&r.summary_json));
+            value
+        })
+        .collect();
     Ok(json_reply(
         StatusCode::OK,
-        &json!({"me": {"subject": caller.subject, "groups": caller.groups}, "approvals": records}),
+        &json!({"me": {"subject": caller.subject, "groups": caller.groups}, "approvals": shown}),
     ))
 }
 

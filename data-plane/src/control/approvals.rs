@@ -7,6 +7,7 @@
 //! re-submits its request (idempotent on the id the proxy chose) to learn a decision
 //! it may have missed while the control plane was away.
 
+use super::hold_budget::HoldBudget;
 use super::ControlPlaneLink;
 use crate::config::ApprovalsConfig;
 use airlock_proto::v1 as api;
@@ -14,7 +15,7 @@ use api::approval_service_client::ApprovalServiceClient;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tonic::transport::Channel;
 
 /// Deadline of one unary call to the control plane.
@@ -29,8 +30,9 @@ pub(crate) struct ApprovalClient {
     link: ControlPlaneLink,
     waiters: Mutex<HashMap<String, Latest>>,
     generation: watch::Sender<u64>,
-    /// One permit per held call (`approvals.max_pending`).
-    pub(crate) slots: Arc<Semaphore>,
+    /// Open approval requests, sync and async (`approvals.max_pending`, per node
+    /// and per identity).
+    pub(crate) budget: Arc<HoldBudget>,
     /// Keep-alive / progress interval.
     pub(crate) keepalive: Duration,
 }
@@ -56,16 +58,17 @@ impl ApprovalClient {
             link,
             waiters: Mutex::new(HashMap::new()),
             generation: watch::channel(0).0,
-            slots: Arc::new(Semaphore::new(config.max_pending)),
+            budget: HoldBudget::new(config.max_pending, config.max_pending_per_identity),
             keepalive: config.keepalive,
         });
         tokio::spawn(watch_loop(Arc::downgrade(&client)));
         client
     }
 
-    /// How many calls wait on an approval right now.
+    /// How many approval requests this node keeps open (held calls and async
+    /// requests not yet decided).
     pub(crate) fn held(&self) -> usize {
-        self.waiters().len()
+        self.budget.open()
     }
 
     /// This node's id.
@@ -142,6 +145,9 @@ impl ApprovalClient {
     }
 
     fn dispatch(&self, approval: api::Approval) {
+        if approval.state != api::ApprovalState::Pending as i32 {
+            self.budget.ended(&approval.approval_id);
+        }
         if let Some(tx) = self.waiters().get(&approval.approval_id) {
             tx.send_replace(Some(Arc::new(approval)));
         }

@@ -12,6 +12,7 @@ mod backoff;
 mod bundles;
 mod cache;
 pub mod config;
+pub(crate) mod hold_budget;
 mod nodes;
 
 pub use backoff::Backoff;

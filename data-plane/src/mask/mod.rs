@@ -236,6 +236,18 @@ impl MaskSet {
         text::mask(self, text, 0)
     }
 
+    /// The byte ranges the detectors match in `text`, with the family of each
+    /// (sorted by start; ranges may overlap): for callers that mask only parts of a
+    /// text (the SQL literals a reviewer sees masked, `review.rs`).
+    pub fn match_ranges(&self, text: &str) -> Vec<(std::ops::Range<usize>, Family)> {
+        let mut ranges: Vec<_> = text::spans(self, text)
+            .into_iter()
+            .map(|s| (s.start..s.end, s.family))
+            .collect();
+        ranges.sort_by_key(|(r, _)| (r.start, r.end));
+        ranges
+    }
+
     /// The matches in `text`, as (rule, matched text), for tests and tools that
     /// explain a masking.
     pub fn matches<'t>(&self, text: &'t str) -> Vec<(&'static str, &'t str)> {
