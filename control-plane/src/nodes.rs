@@ -60,7 +60,18 @@ impl api::node_service_server::NodeService for Nodes {
         let caller = self.auth.authorize(request.metadata(), Rpc::NodeReport)?;
         let req = request.into_inner();
         validate(&req)?;
+        let audit = req.audit.unwrap_or_default();
+        if audit.trust() == api::AuditTrust::Refused {
+            tracing::error!(
+                node = %req.node_id,
+                problem = %audit.problem,
+                "a proxy refuses this control plane's audit log and ships no events to it"
+            );
+        }
         let record = NodeRecord {
+            audit_trust: audit.trust,
+            audit_checkpoint_size: audit.checkpoint_size,
+            audit_problem: audit.problem,
             node_id: req.node_id,
             version: req.version,
             active_revision: req.active_revision,
@@ -102,6 +113,11 @@ impl api::node_service_server::NodeService for Nodes {
                     ms => ms,
                 },
                 reported_by: n.reported_by,
+                audit: Some(api::NodeAuditStatus {
+                    trust: n.audit_trust,
+                    checkpoint_size: n.audit_checkpoint_size,
+                    problem: n.audit_problem,
+                }),
             })
             .collect();
         Ok(Response::new(api::NodeServiceListResponse { nodes }))
@@ -122,6 +138,9 @@ mod tests {
             last_seen_unix_ms: 1_000,
             heartbeat_interval_ms: 100,
             reported_by: String::new(),
+            audit_trust: 0,
+            audit_checkpoint_size: 0,
+            audit_problem: String::new(),
         };
         assert!(!is_stale(&node, 1_300));
         assert!(is_stale(&node, 1_301));

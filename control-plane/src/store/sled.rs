@@ -238,6 +238,9 @@ mod tests {
             last_seen_unix_ms: 42,
             heartbeat_interval_ms: 10_000,
             reported_by: "proxy".into(),
+            audit_trust: 1,
+            audit_checkpoint_size: 7,
+            audit_problem: String::new(),
         }
     }
 
