@@ -94,6 +94,7 @@ async fn stream(url: String, batches: Vec<Vec<api::AuditEvent>>) -> usize {
             tx.send(api::AuditServiceAppendRequest {
                 batch: i as u64 + 1,
                 events,
+                checkpoint: String::new(),
             })
             .await
             .unwrap();
@@ -101,13 +102,24 @@ async fn stream(url: String, batches: Vec<Vec<api::AuditEvent>>) -> usize {
     }
     let mut acks = client.append(request).await.unwrap().into_inner();
     let mut stored = 0;
+    let mut held: Option<airlock_checkpoint::Checkpoint> = None;
     for _ in 0..total {
         let ack = acks.message().await.unwrap().expect("an ack per batch");
         stored += ack.stored as usize;
+        // What a proxy does with each acknowledgement: verify the checkpoint and
+        // the consistency proof from the one it held.
+        let verifier = airlock_checkpoint::CheckpointVerifier::from_key(&ack.verifier_key).unwrap();
+        let checkpoint = verifier.verify(&ack.checkpoint).unwrap();
+        if let Some(old) = &held {
+            airlock_checkpoint::verify_consistency(old, &checkpoint, &ack.consistency_proof)
+                .unwrap();
+        }
+        held = Some(checkpoint);
         if let Some((i, events)) = pending.next() {
             tx.send(api::AuditServiceAppendRequest {
                 batch: i as u64 + 1,
                 events,
+                checkpoint: String::new(),
             })
             .await
             .unwrap();
@@ -175,7 +187,7 @@ async fn main() {
         rate(total, local)
     );
     println!(
-        "gRPC, 4 Append streams, durable acks:          {:>10.0} events/s  ({grpc:.2?})",
+        "gRPC, 4 Append streams, durable acks, each with a checkpoint and a consistency proof verified by the client: {:>10.0} events/s  ({grpc:.2?})",
         rate(total, grpc)
     );
     println!(

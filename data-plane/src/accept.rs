@@ -108,7 +108,9 @@ async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> ProxyResponse
 
 /// Ready means a bundle is loaded: with the control plane away the proxy keeps
 /// deciding on its last good bundle, so that alone does not make it unready. The
-/// body says what an operator needs next: the link and the audit backlog.
+/// body says what an operator needs next: the link, whether the control plane's
+/// audit log is trusted (`audit_log.trust`: `refused` when it was rolled back or
+/// forked; events then wait in the backlog) and the audit backlog.
 fn readyz(shared: &Shared) -> ProxyResponse {
     let (status, mut body) = match shared.store.revision() {
         Some(revision) => (
@@ -122,6 +124,7 @@ fn readyz(shared: &Shared) -> ProxyResponse {
     };
     if let Some(link) = &shared.control {
         body["control_plane"] = json!(link.status());
+        body["audit_log"] = json!(link.audit_status());
     }
     body["audit_backlog"] = json!(shared.recorder.backlog());
     json_response(status, &body)

@@ -12,7 +12,7 @@
 //! the checkpoint that covers them; a batch is acknowledged only after that flush
 //! returned.
 
-use super::merkle::{self, Frontier};
+use super::merkle::{self, Frontier, Tail};
 use super::StoreError;
 use crate::api::{AuditCheckpoint, AuditEvent, AuditRecord};
 use airlock_checkpoint::Checkpoint;
@@ -53,6 +53,8 @@ pub(super) struct Head {
     /// The Merkle tree's right edge; its size is `seq` once the log is open for
     /// appends (start-up brings them in step).
     pub(super) frontier: Frontier,
+    /// The end of the stored tree.
+    pub(super) tail: Tail,
 }
 
 /// The append-only audit log.
@@ -105,9 +107,11 @@ impl AuditLog {
             seq: head.0,
             hash: head.1,
             frontier: Frontier::default(),
+            tail: Tail::default(),
         };
         let nodes = db.open_tree(merkle::NODES).map_err(err)?;
         let frontier = Frontier::load(merkle::stored_size(&nodes)?, &nodes)?;
+        let tail = Tail::load(&nodes)?;
         let log = AuditLog {
             by_event: db.open_tree("audit_by_event_id").map_err(err)?,
             notes: db.open_tree(merkle::CHECKPOINTS).map_err(err)?,
@@ -116,7 +120,11 @@ impl AuditLog {
             checkpoints,
             records,
             db: db.clone(),
-            head: Mutex::new(Head { frontier, ..head }),
+            head: Mutex::new(Head {
+                frontier,
+                tail,
+                ..head
+            }),
             newest: Mutex::new(None),
             path: path.to_owned(),
         };
@@ -224,6 +232,7 @@ impl AuditLog {
         let mut seq = head.seq;
         let mut prev = head.hash.clone();
         let mut frontier = head.frontier.clone();
+        let mut tail = head.tail.clone();
         let mut tree = sled::Batch::default();
         let mut rows = Vec::with_capacity(fresh.0.len());
         for event in fresh.0 {
@@ -237,7 +246,7 @@ impl AuditLog {
             };
             record.hash = record_hash(&record);
             let stored = frontier.push(airlock_checkpoint::leaf_hash(&record.hash));
-            merkle::stage(&mut tree, seq - 1, &stored);
+            tail.stage(&mut tree, seq - 1, &stored)?;
             prev = record.hash.clone();
             rows.push(record);
         }
@@ -246,6 +255,7 @@ impl AuditLog {
         head.seq = seq;
         head.hash = prev;
         head.frontier = frontier;
+        head.tail = tail;
         Ok(Appended {
             stored,
             duplicates,

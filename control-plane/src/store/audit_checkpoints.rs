@@ -3,7 +3,7 @@
 //! checkpoint covers are set aside; a log written before the tree gets one).
 
 use super::audit::{decode_record, AuditLog, GENESIS_HASH};
-use super::merkle::{self, Frontier};
+use super::merkle::{self, Frontier, Tail};
 use super::{key_seq, StoreError};
 use crate::api::AuditRecord;
 use airlock_checkpoint::Checkpoint;
@@ -90,10 +90,7 @@ impl AuditLog {
         &self,
         index: u64,
     ) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
-        self.nodes.range(index.to_be_bytes()..).map(|item| {
-            let (key, value) = item.map_err(|e| self.db_err(e))?;
-            Ok((key_seq(&key), value.to_vec()))
-        })
+        merkle::hashes_from(&self.nodes, index)
     }
 
     /// The record of an event, by its id.
@@ -143,14 +140,11 @@ impl AuditLog {
             self.records.remove(&key).map_err(|e| self.db_err(e))?;
             moved += 1;
         }
-        let keep = tlog_tiles::stored_hash_count(size);
-        for item in self.nodes.range(keep.to_be_bytes()..).keys() {
-            let key = item.map_err(|e| self.db_err(e))?;
-            self.nodes.remove(key).map_err(|e| self.db_err(e))?;
-        }
+        merkle::truncate(&self.nodes, tlog_tiles::stored_hash_count(size))?;
         head.hash = self.hash_of(size)?;
         head.seq = size;
         head.frontier = Frontier::load(size, &self.nodes)?;
+        head.tail = Tail::load(&self.nodes)?;
         self.db.flush().map_err(|e| self.db_err(e))?;
         Ok(moved)
     }
@@ -177,6 +171,7 @@ impl AuditLog {
     pub fn extend_tree(&self) -> Result<u64, StoreError> {
         let mut head = self.lock_head()?;
         let mut frontier = Frontier::load(merkle::stored_size(&self.nodes)?, &self.nodes)?;
+        let mut tail = Tail::load(&self.nodes)?;
         let mut batch = sled::Batch::default();
         for item in self.records.range((frontier.size() + 1).to_be_bytes()..) {
             let (key, value) = item.map_err(|e| self.db_err(e))?;
@@ -189,7 +184,7 @@ impl AuditLog {
             }
             let leaf = frontier.size();
             let stored = frontier.push(airlock_checkpoint::leaf_hash(&record.hash));
-            merkle::stage(&mut batch, leaf, &stored);
+            tail.stage(&mut batch, leaf, &stored)?;
             if frontier.size() % BUILD_BATCH == 0 {
                 self.nodes
                     .apply_batch(std::mem::take(&mut batch))
@@ -200,6 +195,7 @@ impl AuditLog {
         self.db.flush().map_err(|e| self.db_err(e))?;
         let size = frontier.size();
         head.frontier = frontier;
+        head.tail = tail;
         Ok(size)
     }
 }

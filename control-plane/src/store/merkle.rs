@@ -1,12 +1,17 @@
 //! The audit log's RFC 6962 Merkle tree on sled.
 //!
-//! Tree `audit_tree` keeps every stored hash of the tree in the order of
-//! `tlog_tiles::stored_hash_index` (Crosby and Wallach's layout, Go's `sumdb/tlog`):
-//! appending leaf `n` writes the leaf and each perfect subtree it completes at
-//! consecutive indexes from `stored_hash_index(0, n)`, two hashes per leaf on
-//! average. The root of any size is then at most `log2(n) + 1` reads and a proof
-//! O(log n) reads, and nothing is ever recomputed over the whole log. Leaf `n` is
-//! record `n + 1`: `SHA-256(0x00 || record hash)`.
+//! The tree keeps every stored hash in the order of `tlog_tiles::stored_hash_index`
+//! (Crosby and Wallach's layout, Go's `sumdb/tlog`): appending leaf `n` adds the
+//! leaf and each perfect subtree it completes at consecutive indexes from
+//! `stored_hash_index(0, n)`, two hashes per leaf on average, always at the end.
+//! The root of any size is then at most `log2(n) + 1` reads and a proof O(log n)
+//! reads, and nothing is ever recomputed over the whole log. Leaf `n` is record
+//! `n + 1`: `SHA-256(0x00 || record hash)`.
+//!
+//! Tree `audit_tree` holds that array in chunks of [`CHUNK`] hashes (key: chunk
+//! number, big-endian; value: the hashes, 32 bytes each): one sled write per 256
+//! hashes instead of one per hash, which keeps the tree's cost on ingest small
+//! next to the records'. Only the last chunk is partial; a commit rewrites it.
 //!
 //! Tree `audit_checkpoints` keeps every signed checkpoint (a C2SP signed note) by
 //! tree size, big-endian.
@@ -16,6 +21,9 @@ use tlog_tiles::{Hash, HashReader};
 
 /// The sled tree of stored hashes.
 pub(super) const NODES: &str = "audit_tree";
+/// Stored hashes per sled value.
+pub(super) const CHUNK: u64 = 256;
+const HASH: usize = 32;
 /// The sled tree of signed checkpoints.
 pub(super) const CHECKPOINTS: &str = "audit_checkpoints";
 
@@ -115,44 +123,158 @@ pub(super) struct SledHashes<'a>(pub(super) &'a sled::Tree);
 
 impl HashReader for SledHashes<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
-        indexes
-            .iter()
-            .map(|index| match self.0.get(index.to_be_bytes()) {
-                Ok(Some(value)) => <[u8; 32]>::try_from(value.as_ref())
-                    .map(Hash)
-                    .map_err(|_| tlog_tiles::Error::MalformedHash),
-                _ => Err(tlog_tiles::Error::IndexesNotInTree),
-            })
-            .collect()
+        let mut chunk: Option<(u64, sled::IVec)> = None;
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            let number = index / CHUNK;
+            if chunk.as_ref().map(|c| c.0) != Some(number) {
+                let value = self
+                    .0
+                    .get(number.to_be_bytes())
+                    .ok()
+                    .flatten()
+                    .ok_or(tlog_tiles::Error::IndexesNotInTree)?;
+                chunk = Some((number, value));
+            }
+            let bytes = chunk.as_ref().map(|c| &c.1[..]).unwrap_or_default();
+            let at = usize::try_from(index % CHUNK).unwrap_or(usize::MAX) * HASH;
+            let hash = bytes
+                .get(at..at + HASH)
+                .and_then(|h| <[u8; HASH]>::try_from(h).ok())
+                .ok_or(tlog_tiles::Error::IndexesNotInTree)?;
+            out.push(Hash(hash));
+        }
+        Ok(out)
     }
+}
+
+/// How many hashes are stored.
+fn stored_count(nodes: &sled::Tree) -> Result<u64, StoreError> {
+    let last = nodes.last().map_err(|e| StoreError::Corrupt {
+        key: NODES.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(last.map_or(0, |(key, value)| {
+        super::key_seq(&key) * CHUNK + (value.len() / HASH) as u64
+    }))
 }
 
 /// How many leaves the stored hashes describe, from the last stored index: the
 /// last hash written for leaf `n` is `(m, n >> m)` with `m` the trailing ones of
 /// `n`, so the size is `(n >> m) + 1` shifted back by `m`.
 pub(super) fn stored_size(nodes: &sled::Tree) -> Result<u64, StoreError> {
-    let Some((key, _)) = nodes.last().map_err(|e| StoreError::Corrupt {
-        key: NODES.to_owned(),
-        message: e.to_string(),
-    })?
-    else {
+    let count = stored_count(nodes)?;
+    if count == 0 {
         return Ok(0);
-    };
-    let last = super::key_seq(&key);
-    let (level, index) = tlog_tiles::split_stored_hash_index(last);
+    }
+    let (level, index) = tlog_tiles::split_stored_hash_index(count - 1);
     let size = (index + 1) << level;
-    if tlog_tiles::stored_hash_count(size) != last + 1 {
+    if tlog_tiles::stored_hash_count(size) != count {
         return Err(missing(size));
     }
     Ok(size)
 }
 
-/// Writes the stored hashes of leaves from `first_leaf` on into `batch`.
-pub(super) fn stage(batch: &mut sled::Batch, first_leaf: u64, hashes: &[[u8; 32]]) {
-    let start = tlog_tiles::stored_hash_index(0, first_leaf);
-    for (offset, hash) in (0u64..).zip(hashes) {
-        batch.insert(&(start + offset).to_be_bytes(), hash);
+/// The end of the stored array: how many hashes, and the bytes of the last,
+/// partial chunk (kept in memory so an append never reads it back).
+#[derive(Debug, Clone, Default)]
+pub struct Tail {
+    count: u64,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    /// The tail of what is stored.
+    pub(super) fn load(nodes: &sled::Tree) -> Result<Tail, StoreError> {
+        let count = stored_count(nodes)?;
+        let mut partial = Vec::new();
+        if count % CHUNK != 0 {
+            let number = count / CHUNK;
+            let value = nodes
+                .get(number.to_be_bytes())
+                .map_err(|e| StoreError::Corrupt {
+                    key: NODES.to_owned(),
+                    message: e.to_string(),
+                })?
+                .ok_or_else(|| missing(count))?;
+            partial = value.to_vec();
+        }
+        Ok(Tail { count, partial })
     }
+
+    /// Stages the hashes of leaf `leaf` (as [`Frontier::push`] returned them)
+    /// into `batch`; they must go at the end of the array.
+    pub(super) fn stage(
+        &mut self,
+        batch: &mut sled::Batch,
+        leaf: u64,
+        hashes: &[[u8; 32]],
+    ) -> Result<(), StoreError> {
+        if tlog_tiles::stored_hash_index(0, leaf) != self.count {
+            return Err(missing(leaf));
+        }
+        for hash in hashes {
+            self.partial.extend_from_slice(hash);
+            self.count += 1;
+            let number = (self.count - 1) / CHUNK;
+            if self.count % CHUNK == 0 {
+                batch.insert(&number.to_be_bytes(), std::mem::take(&mut self.partial));
+            }
+        }
+        if !self.partial.is_empty() {
+            batch.insert(&(self.count / CHUNK).to_be_bytes(), self.partial.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Drops every stored hash from index `keep` on.
+pub(super) fn truncate(nodes: &sled::Tree, keep: u64) -> Result<(), StoreError> {
+    let err = |e: sled::Error| StoreError::Corrupt {
+        key: NODES.to_owned(),
+        message: e.to_string(),
+    };
+    let first = keep.div_ceil(CHUNK);
+    for key in nodes.range(first.to_be_bytes()..).keys() {
+        nodes.remove(key.map_err(err)?).map_err(err)?;
+    }
+    if keep % CHUNK != 0 {
+        let number = (keep / CHUNK).to_be_bytes();
+        if let Some(value) = nodes.get(number).map_err(err)? {
+            let len = usize::try_from(keep % CHUNK).unwrap_or(usize::MAX) * HASH;
+            nodes
+                .insert(number, &value[..len.min(value.len())])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stored hashes from `index` on, in order, with their index.
+pub(super) fn hashes_from(
+    nodes: &sled::Tree,
+    index: u64,
+) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
+    nodes
+        .range((index / CHUNK).to_be_bytes()..)
+        .flat_map(move |item| {
+            let rows: Vec<Result<(u64, Vec<u8>), StoreError>> = match item {
+                Err(e) => vec![Err(StoreError::Corrupt {
+                    key: NODES.to_owned(),
+                    message: e.to_string(),
+                })],
+                Ok((key, value)) => {
+                    let first = super::key_seq(&key) * CHUNK;
+                    value
+                        .chunks(HASH)
+                        .zip(first..)
+                        .filter(|(_, at)| *at >= index)
+                        .map(|(hash, at)| Ok((at, hash.to_vec())))
+                        .collect()
+                }
+            };
+            rows
+        })
 }
 
 /// RFC 6962 consistency proof from `from` to `to` leaves, from stored hashes.
@@ -197,6 +319,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let nodes = db.open_tree(NODES).unwrap();
         let mut frontier = Frontier::default();
+        let mut tail = Tail::default();
         let mut reference: Vec<Hash> = Vec::new();
         struct Reference<'a>(&'a [Hash]);
         impl HashReader for Reference<'_> {
@@ -213,7 +336,7 @@ mod tests {
             assert_eq!(stored, expected.iter().map(|h| h.0).collect::<Vec<_>>());
             reference.extend(expected);
             let mut batch = sled::Batch::default();
-            stage(&mut batch, n, &stored);
+            tail.stage(&mut batch, n, &stored).unwrap();
             nodes.apply_batch(batch).unwrap();
             let size = n + 1;
             let want = tlog_tiles::tree_hash(size, &Reference(&reference))
@@ -224,6 +347,22 @@ mod tests {
             assert_eq!(stored_size(&nodes).unwrap(), size);
             assert_eq!(Frontier::load(size, &nodes).unwrap(), frontier);
         }
+        // The whole array reads back in order, and a truncation keeps a prefix.
+        let all: Vec<Vec<u8>> = hashes_from(&nodes, 0).map(|r| r.unwrap().1).collect();
+        assert_eq!(
+            all,
+            reference.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>()
+        );
+        let keep = tlog_tiles::stored_hash_count(100);
+        truncate(&nodes, keep).unwrap();
+        assert_eq!(stored_size(&nodes).unwrap(), 100);
+        assert_eq!(Tail::load(&nodes).unwrap().count, keep);
+        assert_eq!(
+            root(&nodes, 100).unwrap(),
+            tlog_tiles::tree_hash(100, &Reference(&reference))
+                .unwrap()
+                .0
+        );
         assert_eq!(Frontier::default().root(), tlog_tiles::EMPTY_HASH.0);
     }
 }
