@@ -198,7 +198,10 @@ async fn records_behind_the_newest_checkpoint_are_set_aside_and_a_saved_checkpoi
         }
         rewrite_from(&db.open_tree("audit").expect("audit tree"), 12);
         db.flush().expect("flush");
-        let last = notes.last().expect("read").expect("an older checkpoint is left");
+        let last = notes
+            .last()
+            .expect("read")
+            .expect("an older checkpoint is left");
         u64::from_be_bytes(last.0[..].try_into().expect("8 bytes"))
     };
 
