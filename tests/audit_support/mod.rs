@@ -55,21 +55,50 @@ impl PlaneFiles {
 
     /// Runs `airlock control-plane` over `data_dir`, expecting it to refuse to
     /// start: its exit code and everything it printed.
+    /// One that starts instead is killed after 20 s and reported with exit code
+    /// 0 (and what it printed).
     pub fn start_refused(&self, data_dir: &Path) -> (i32, String) {
+        use std::io::Read as _;
         let config = self.config("127.0.0.1:0", data_dir);
-        let output = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
             .args(["control-plane", "--config"])
             .arg(&config)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run airlock control-plane");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code().unwrap_or(-1), text)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break 0;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut text = String::new();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut stream = stream;
+            let _ = stream.read_to_string(&mut text);
+        }
+        (code, text)
     }
 
     /// Starts `airlock control-plane` on `listen` (e.g. `127.0.0.1:0`) over `data_dir`.
