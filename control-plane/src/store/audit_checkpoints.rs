@@ -185,7 +185,7 @@ impl AuditLog {
             let leaf = frontier.size();
             let stored = frontier.push(airlock_checkpoint::leaf_hash(&record.hash));
             tail.stage(&mut batch, leaf, &stored)?;
-            if frontier.size() % BUILD_BATCH == 0 {
+            if frontier.size().is_multiple_of(BUILD_BATCH) {
                 self.nodes
                     .apply_batch(std::mem::take(&mut batch))
                     .map_err(|e| self.db_err(e))?;

@@ -137,7 +137,7 @@ impl HashReader for SledHashes<'_> {
                 chunk = Some((number, value));
             }
             let bytes = chunk.as_ref().map(|c| &c.1[..]).unwrap_or_default();
-            let at = usize::try_from(index % CHUNK).unwrap_or(usize::MAX) * HASH;
+            let at = usize::try_from(index % CHUNK).unwrap_or_default() * HASH;
             let hash = bytes
                 .get(at..at + HASH)
                 .and_then(|h| <[u8; HASH]>::try_from(h).ok())
@@ -188,7 +188,7 @@ impl Tail {
     pub(super) fn load(nodes: &sled::Tree) -> Result<Tail, StoreError> {
         let count = stored_count(nodes)?;
         let mut partial = Vec::new();
-        if count % CHUNK != 0 {
+        if !count.is_multiple_of(CHUNK) {
             let number = count / CHUNK;
             let value = nodes
                 .get(number.to_be_bytes())
@@ -217,7 +217,7 @@ impl Tail {
             self.partial.extend_from_slice(hash);
             self.count += 1;
             let number = (self.count - 1) / CHUNK;
-            if self.count % CHUNK == 0 {
+            if self.count.is_multiple_of(CHUNK) {
                 batch.insert(&number.to_be_bytes(), std::mem::take(&mut self.partial));
             }
         }
@@ -238,10 +238,10 @@ pub(super) fn truncate(nodes: &sled::Tree, keep: u64) -> Result<(), StoreError> 
     for key in nodes.range(first.to_be_bytes()..).keys() {
         nodes.remove(key.map_err(err)?).map_err(err)?;
     }
-    if keep % CHUNK != 0 {
+    if !keep.is_multiple_of(CHUNK) {
         let number = (keep / CHUNK).to_be_bytes();
         if let Some(value) = nodes.get(number).map_err(err)? {
-            let len = usize::try_from(keep % CHUNK).unwrap_or(usize::MAX) * HASH;
+            let len = usize::try_from(keep % CHUNK).unwrap_or_default() * HASH;
             nodes
                 .insert(number, &value[..len.min(value.len())])
                 .map_err(err)?;
