@@ -5,7 +5,10 @@
 //! everything still in the backlog is resent on the next stream (the control plane
 //! drops duplicates by event id).
 //!
-//! Each stream opens with the newest checkpoint this node holds and no events; the
+//! A stream is opened at start-up and after every break, before there is anything
+//! to send (so the first event after a quiet spell goes out at once, and a
+//! rolled-back or forked log is noticed at connection time, not at the next
+//! call). It opens with the newest checkpoint this node holds and no events; the
 //! control plane answers with its newest checkpoint and a consistency proof, and
 //! nothing is shipped unless the [`CheckpointKeeper`] accepts it. Every later
 //! acknowledgement is judged the same way before its batch leaves the backlog: a
@@ -50,13 +53,19 @@ pub(super) async fn ship(link: ControlPlaneLink, backlog: Arc<Backlog>, keeper: 
         match stream_once(&link, &backlog, &keeper).await {
             Ok(()) => backoff = FIRST_BACKOFF,
             Err(StreamEnd::Failed(err)) => {
-                tracing::warn!(
-                    target: "airlock::audit",
-                    error = %err,
-                    pending = backlog.len(),
-                    retry_in = ?backoff,
-                    "audit stream to the control plane failed; events are kept and resent"
-                );
+                // With nothing waiting, a control plane away is the bundle
+                // follower's news (`/readyz` `control_plane`), not the audit's.
+                if backlog.len() > 0 {
+                    tracing::warn!(
+                        target: "airlock::audit",
+                        error = %err,
+                        pending = backlog.len(),
+                        retry_in = ?backoff,
+                        "audit stream to the control plane failed; events are kept and resent"
+                    );
+                } else {
+                    tracing::debug!(target: "airlock::audit", error = %err, retry_in = ?backoff, "audit stream to the control plane failed");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -84,10 +93,6 @@ async fn stream_once(
     backlog: &Backlog,
     keeper: &CheckpointKeeper,
 ) -> Result<(), StreamEnd> {
-    // Wait for something to send before connecting: an idle proxy holds no stream.
-    while backlog.len() == 0 {
-        backlog.pushed().await;
-    }
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let mut client = api::audit_service_client::AuditServiceClient::new(link.channel())
         .max_decoding_message_size(64 << 20)
