@@ -157,4 +157,65 @@ mod tests {
         assert_eq!(verifier.verify(&seen).unwrap().size(), 5);
         let _ = stop_tx.send(true);
     }
+
+    /// Accepts one HTTP request on `listener`, answers `status`, returns the body.
+    fn receive(listener: &std::net::TcpListener, status: u16) -> String {
+        use std::io::{BufRead as _, Read as _, Write as _};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        String::from_utf8(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_checkpoint_is_posted_to_the_webhook_and_retried_after_a_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/witness", listener.local_addr().unwrap());
+        let receiver = std::thread::spawn(move || {
+            let first = receive(&listener, 503);
+            let second = receive(&listener, 200);
+            (first, second)
+        });
+        let signer =
+            CheckpointSigner::new(ed25519_dalek::SigningKey::from_bytes(&[2; 32]), "w/hook")
+                .unwrap();
+        let cp = Arc::new(signer.sign(9, &[9; 32]).unwrap());
+        let (_tx, rx) = watch::channel(Some(cp.clone()));
+        let (stop_tx, stop) = watch::channel(false);
+        let settings = AuditSettings {
+            checkpoint_webhooks: vec![url],
+            ..AuditSettings::default()
+        };
+        spawn(&settings, rx, signer.verifier(), stop);
+        let (first, second) = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(first, second, "the same checkpoint is sent again");
+        let body: serde_json::Value = serde_json::from_str(&second).unwrap();
+        let verifier =
+            CheckpointVerifier::from_key(body["verifier_key"].as_str().unwrap()).unwrap();
+        let got = verifier
+            .verify(body["checkpoint"].as_str().unwrap())
+            .unwrap();
+        assert_eq!((got.size(), body["size"].as_u64()), (9, Some(9)));
+        assert_eq!(body["origin"], "w/hook");
+        let _ = stop_tx.send(true);
+    }
 }
