@@ -250,6 +250,7 @@ impl AuditLog {
             prev = record.hash.clone();
             rows.push(record);
         }
+        tail.stage_partial(&mut tree);
         self.commit(&rows, tree)?;
         let stored = rows.len() as u32;
         head.seq = seq;

@@ -186,11 +186,13 @@ impl AuditLog {
             let stored = frontier.push(airlock_checkpoint::leaf_hash(&record.hash));
             tail.stage(&mut batch, leaf, &stored)?;
             if frontier.size().is_multiple_of(BUILD_BATCH) {
+                tail.stage_partial(&mut batch);
                 self.nodes
                     .apply_batch(std::mem::take(&mut batch))
                     .map_err(|e| self.db_err(e))?;
             }
         }
+        tail.stage_partial(&mut batch);
         self.nodes.apply_batch(batch).map_err(|e| self.db_err(e))?;
         self.db.flush().map_err(|e| self.db_err(e))?;
         let size = frontier.size();

@@ -203,7 +203,8 @@ impl Tail {
     }
 
     /// Stages the hashes of leaf `leaf` (as [`Frontier::push`] returned them)
-    /// into `batch`; they must go at the end of the array.
+    /// into `batch`: they must go at the end of the array. Completed chunks are
+    /// staged at once; the partial one by [`Tail::stage_partial`], once per batch.
     pub(super) fn stage(
         &mut self,
         batch: &mut sled::Batch,
@@ -216,15 +217,19 @@ impl Tail {
         for hash in hashes {
             self.partial.extend_from_slice(hash);
             self.count += 1;
-            let number = (self.count - 1) / CHUNK;
             if self.count.is_multiple_of(CHUNK) {
+                let number = (self.count - 1) / CHUNK;
                 batch.insert(&number.to_be_bytes(), std::mem::take(&mut self.partial));
             }
         }
+        Ok(())
+    }
+
+    /// Stages the partial last chunk (after the leaves of a batch).
+    pub(super) fn stage_partial(&self, batch: &mut sled::Batch) {
         if !self.partial.is_empty() {
             batch.insert(&(self.count / CHUNK).to_be_bytes(), self.partial.clone());
         }
-        Ok(())
     }
 }
 
@@ -337,6 +342,7 @@ mod tests {
             reference.extend(expected);
             let mut batch = sled::Batch::default();
             tail.stage(&mut batch, n, &stored).unwrap();
+            tail.stage_partial(&mut batch);
             nodes.apply_batch(batch).unwrap();
             let size = n + 1;
             let want = tlog_tiles::tree_hash(size, &Reference(&reference))
