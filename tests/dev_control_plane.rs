@@ -44,6 +44,7 @@ async fn a_bundle_pushed_with_the_printed_credentials_changes_the_proxy_live() {
         lines.iter().any(|l| l.contains("airlock bundle push")),
         "{lines:#?}"
     );
+    assert_secrets_are_private(&ws.path("dev"));
 
     assert_eq!(
         query(&endpoint, &key).await,
@@ -106,3 +107,31 @@ async fn dev_stops_promptly_after_calls_have_been_recorded() {
         .expect("airlock dev still running 15 s after SIGTERM");
     assert!(status.success(), "airlock dev exited with {status}");
 }
+
+/// Secrets at rest: the data directory and the keys directory are 0700, the
+/// config (node token, upstream credential) and the keys 0600, and the audit
+/// checkpoint key sits apart from the control plane's data.
+#[cfg(unix)]
+fn assert_secrets_are_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(dir), 0o700, "the data directory");
+    assert_eq!(mode(&dir.join("keys")), 0o700, "the keys directory");
+    for file in [
+        "airlock.toml",
+        "keys/dev-signing.key",
+        "keys/audit-signing.key",
+    ] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    assert!(!dir.join("control-plane").join("audit-signing.key").exists());
+}
+
+#[cfg(not(unix))]
+fn assert_secrets_are_private(_dir: &std::path::Path) {}

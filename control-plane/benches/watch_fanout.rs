@@ -126,12 +126,13 @@ async fn main() {
         TokenEntry::from_plain("admin", "tok-admin", &[Role::Admin]),
         TokenEntry::from_plain("node", "tok-node", &[Role::Node]),
     ];
-    let config = ControlPlaneConfig::new(
+    let mut config = ControlPlaneConfig::new(
         "127.0.0.1:0".parse().unwrap(),
-        dir.path().to_path_buf(),
+        dir.path().join("data"),
         vec![key.public_key()],
         tokens,
     );
+    config.audit.signing_key = Some(dir.path().join("audit-signing.key"));
     let plane = ControlPlane::start(config).await.unwrap();
     let addr = plane.local_addr();
     let mut in_process = plane.bundle_activations();

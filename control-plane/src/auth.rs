@@ -57,6 +57,8 @@ pub enum Rpc {
     AuditQuery,
     /// `AuditService.Verify`.
     AuditVerify,
+    /// `AuditService.Prove`.
+    AuditProve,
     /// `ApprovalService.Submit`.
     ApprovalSubmit,
     /// `ApprovalService.Watch`.
@@ -82,7 +84,7 @@ pub enum Rpc {
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 21] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -93,6 +95,7 @@ impl Rpc {
         Rpc::AuditAppend,
         Rpc::AuditQuery,
         Rpc::AuditVerify,
+        Rpc::AuditProve,
         Rpc::ApprovalSubmit,
         Rpc::ApprovalWatch,
         Rpc::ApprovalConsume,
@@ -116,7 +119,7 @@ impl Rpc {
             Rpc::NodeReport => &[Node],
             Rpc::NodeList => &[Admin, Auditor],
             Rpc::AuditAppend => &[Node],
-            Rpc::AuditQuery | Rpc::AuditVerify => &[Admin, Auditor],
+            Rpc::AuditQuery | Rpc::AuditVerify | Rpc::AuditProve => &[Admin, Auditor],
             // A node only ever sees and uses the approvals it submitted (checked in
             // `approvals`); deciding also needs membership of a listed group.
             Rpc::ApprovalSubmit | Rpc::ApprovalConsume | Rpc::ApprovalCancel => &[Admin, Node],
@@ -145,6 +148,7 @@ impl std::fmt::Display for Rpc {
             Rpc::AuditAppend => "AuditService.Append",
             Rpc::AuditQuery => "AuditService.Query",
             Rpc::AuditVerify => "AuditService.Verify",
+            Rpc::AuditProve => "AuditService.Prove",
             Rpc::ApprovalSubmit => "ApprovalService.Submit",
             Rpc::ApprovalWatch => "ApprovalService.Watch",
             Rpc::ApprovalConsume => "ApprovalService.Consume",
@@ -307,6 +311,7 @@ mod tests {
             (Rpc::AuditAppend, [false, false, false, true]),
             (Rpc::AuditQuery, [true, false, true, false]),
             (Rpc::AuditVerify, [true, false, true, false]),
+            (Rpc::AuditProve, [true, false, true, false]),
             (Rpc::ApprovalSubmit, [true, false, false, true]),
             (Rpc::ApprovalWatch, [true, true, false, true]),
             (Rpc::ApprovalConsume, [true, false, false, true]),

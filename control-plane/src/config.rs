@@ -12,10 +12,12 @@
 //! cert = "tls/server.crt"            # PEM
 //! key = "tls/server.key"             # PEM
 //!
-//! [audit]                          # optional
-//! checkpoint_every = 1000            # sign a checkpoint every N records
-//! checkpoint_interval_s = 60         # and every T seconds when the log grew
-//! signing_key = "audit-signing.key"  # ed25519 seed, hex; default: in data_dir, generated
+//! [audit]                          # optional; a checkpoint is signed for every commit
+//! signing_key = "/etc/airlock/audit-signing.key"  # ed25519 seed, hex, 0600; generated when absent;
+//!                                    # must be outside data_dir; default: <data_dir>.audit-signing.key
+//! origin = "audit.example.com/prod"  # the log's name in its checkpoints; default from the key
+//! witness_dir = "/mnt/witness/airlock"  # each new checkpoint written there (file `checkpoint`)
+//! checkpoint_webhooks = ["http://witness.internal/airlock"]  # each new checkpoint POSTed
 //! retention_days = 365               # prune older records (signed record of the range); 0/absent: keep
 //!
 //! [[tokens]]
@@ -78,6 +80,11 @@ pub struct ControlPlaneConfig {
     pub webhook_urls: Vec<String>,
     /// Span export (`[telemetry]`).
     pub telemetry: airlock_telemetry::TelemetryConfig,
+    /// The file this configuration was read from, if any (its permissions are
+    /// checked at start-up when it holds secrets).
+    pub source: Option<PathBuf>,
+    /// Things to tell the operator once logging is up (deprecated keys).
+    pub notices: Vec<String>,
 }
 
 /// A PEM certificate chain and private key.
@@ -111,10 +118,16 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
+    /// Ignored since checkpoints are signed for every commit (kept so older files load).
     checkpoint_every: Option<u64>,
+    /// Ignored, as `checkpoint_every`.
     checkpoint_interval_s: Option<u64>,
     signing_key: Option<PathBuf>,
+    origin: Option<String>,
     retention_days: Option<u64>,
+    witness_dir: Option<PathBuf>,
+    #[serde(default)]
+    checkpoint_webhooks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +172,27 @@ impl ControlPlaneConfig {
             ui_public_url: None,
             webhook_urls: Vec::new(),
             telemetry: airlock_telemetry::TelemetryConfig::disabled(DEFAULT_SERVICE_NAME),
+            source: None,
+            notices: Vec::new(),
+        }
+    }
+
+    /// Logs the notices gathered while reading the file, and warns about files
+    /// holding secrets that others can read: the config file when it lists
+    /// webhook URLs (which often embed a token), the TLS key, the audit key.
+    pub fn log_start_warnings(&self) {
+        for notice in &self.notices {
+            tracing::warn!("{notice}");
+        }
+        let has_urls = !self.webhook_urls.is_empty() || !self.audit.checkpoint_webhooks.is_empty();
+        if let (Some(file), true) = (&self.source, has_urls) {
+            crate::secrets::warn_if_exposed(
+                file,
+                "the control plane's config (it lists webhook URLs)",
+            );
+        }
+        if let Some(tls) = &self.tls {
+            crate::secrets::warn_if_exposed(&tls.key, "the TLS private key");
         }
     }
 
@@ -169,7 +203,9 @@ impl ControlPlaneConfig {
             message: format!("cannot read it ({err}); pass an existing file to --config"),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base, path)
+        let mut config = Self::from_toml(&text, base, path)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates TOML text; relative paths are resolved against `base`,
@@ -223,7 +259,7 @@ impl ControlPlaneConfig {
             cert: resolve(&t.cert),
             key: resolve(&t.key),
         });
-        let audit = audit_settings(raw.audit, &resolve).map_err(bad)?;
+        let (audit, notices) = audit_settings(raw.audit, &resolve).map_err(bad)?;
         let metrics_listen = match raw.metrics_listen.as_deref() {
             None => None,
             Some(text) => Some(text.parse().map_err(|_| {
@@ -262,6 +298,8 @@ impl ControlPlaneConfig {
             ui_listen,
             ui_public_url: raw.ui.and_then(|u| u.public_url),
             webhook_urls,
+            source: None,
+            notices,
         })
     }
 }
@@ -269,29 +307,43 @@ impl ControlPlaneConfig {
 fn audit_settings(
     raw: Option<RawAudit>,
     resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<crate::AuditSettings, String> {
+) -> Result<(crate::AuditSettings, Vec<String>), String> {
     let mut settings = crate::AuditSettings::default();
+    let mut notices = Vec::new();
     let Some(raw) = raw else {
-        return Ok(settings);
+        return Ok((settings, notices));
     };
-    if let Some(every) = raw.checkpoint_every {
-        if every == 0 {
-            return Err("audit.checkpoint_every must be positive; omit it for 1000".to_owned());
+    for (key, set) in [
+        ("checkpoint_every", raw.checkpoint_every.is_some()),
+        ("checkpoint_interval_s", raw.checkpoint_interval_s.is_some()),
+    ] {
+        if set {
+            notices.push(format!(
+                "[audit] {key} is ignored: a checkpoint is now signed for every commit; remove it"
+            ));
         }
-        settings.checkpoint_every = every;
     }
-    if let Some(seconds) = raw.checkpoint_interval_s {
-        if seconds == 0 {
-            return Err("audit.checkpoint_interval_s must be positive; omit it for 60".to_owned());
+    if let Some(origin) = &raw.origin {
+        if origin.is_empty() || origin.chars().any(char::is_whitespace) || origin.contains('+') {
+            return Err(format!("audit.origin = {origin:?} cannot name a log: use a non-empty name without spaces or '+', e.g. \"audit.example.com/prod\""));
         }
-        settings.checkpoint_interval = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(url) = raw
+        .checkpoint_webhooks
+        .iter()
+        .find(|u| !u.starts_with("http://"))
+    {
+        return Err(format!("audit.checkpoint_webhooks: {url:?} is not an http:// URL; only plain http:// is supported for now (use a local relay for https)"));
     }
     settings.signing_key = raw.signing_key.as_deref().map(resolve);
+    settings.origin = raw.origin;
+    settings.witness_dir = raw.witness_dir.as_deref().map(resolve);
+    settings.checkpoint_webhooks = raw.checkpoint_webhooks;
     settings.retention = match raw.retention_days {
         None | Some(0) => None,
         Some(days) => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
     };
-    Ok(settings)
+    Ok((settings, notices))
 }
 
 fn validate_tokens(tokens: &[TokenEntry]) -> Result<(), String> {
@@ -357,6 +409,35 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_table_names_the_key_origin_and_witnesses() {
+        let dir = dir_with_key();
+        let text = format!(
+            "trusted_keys = [\"release.pub\"]\n{TOKEN}[audit]\nsigning_key = \"keys/audit.key\"\norigin = \"audit.example/prod\"\nwitness_dir = \"w\"\ncheckpoint_webhooks = [\"http://127.0.0.1:9/cp\"]\ncheckpoint_every = 10\n"
+        );
+        let config =
+            ControlPlaneConfig::from_toml(&text, dir.path(), Path::new("cp.toml")).unwrap();
+        assert_eq!(
+            config.audit.signing_key,
+            Some(dir.path().join("keys/audit.key"))
+        );
+        assert_eq!(config.audit.origin.as_deref(), Some("audit.example/prod"));
+        assert_eq!(config.audit.witness_dir, Some(dir.path().join("w")));
+        assert_eq!(config.audit.checkpoint_webhooks.len(), 1);
+        assert!(config.notices[0].contains("checkpoint_every is ignored"));
+        // Without [audit] signing_key the key sits beside the data directory.
+        let plain = ControlPlaneConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            PathBuf::from("/var/lib/airlock"),
+            vec![],
+            vec![],
+        );
+        assert_eq!(
+            plain.audit.key_path(&plain.data_dir),
+            PathBuf::from("/var/lib/airlock.audit-signing.key")
+        );
+    }
+
+    #[test]
     fn telemetry_names_the_service_and_the_collector() {
         let dir = dir_with_key();
         let text = format!(
@@ -403,6 +484,14 @@ mod tests {
             (
                 format!("{keys}{TOKEN}[telemetry]\notlp_endpoint = \"collector\"\n"),
                 "key `telemetry.otlp_endpoint`",
+            ),
+            (
+                format!("{keys}{TOKEN}[audit]\norigin = \"a b\"\n"),
+                "cannot name a log",
+            ),
+            (
+                format!("{keys}{TOKEN}[audit]\ncheckpoint_webhooks = [\"https://x\"]\n"),
+                "not an http:// URL",
             ),
         ];
         for (text, expected) in cases {

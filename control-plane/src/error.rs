@@ -53,6 +53,9 @@ pub enum ControlPlaneError {
     /// the audit log scanned.
     #[error("{0}")]
     SessionNotFound(String),
+    /// No stored event with that id.
+    #[error("no event {0:?} in the audit log (pruned, never stored, or a typo); find ids with `airlock audit query`")]
+    EventNotFound(String),
     /// The approval is no longer pending.
     #[error("approval {approval_id} is already {state:?}; nothing can change it any more")]
     NotPending {
@@ -93,6 +96,18 @@ pub enum ControlPlaneError {
     /// The gRPC server failed.
     #[error("gRPC server error: {0}")]
     Serve(String),
+    /// The audit log does not match its newest signed checkpoint (found at
+    /// start-up): the control plane refuses to sign over it.
+    #[error("the audit log does not match its signed checkpoints, first bad sequence number {first_bad_seq}: {problem}. The control plane will not sign over an altered log. Keep this data directory for investigation, restore it from a backup taken before the change, and compare with the checkpoints your proxies and witness hold (`airlock audit verify --checkpoint FILE`)")]
+    AuditMismatch {
+        /// The first sequence number that is wrong.
+        first_bad_seq: u64,
+        /// What is wrong there.
+        problem: String,
+    },
+    /// A checkpoint cannot be made or used (bad origin or key).
+    #[error("audit checkpoint: {0}")]
+    Checkpoint(#[from] airlock_checkpoint::CheckpointError),
 }
 
 fn role_list(roles: &[Role]) -> String {
@@ -111,14 +126,19 @@ impl From<ControlPlaneError> for tonic::Status {
                 tonic::Status::invalid_argument(message)
             }
             E::RevisionExists { .. } => tonic::Status::already_exists(message),
-            E::NotFound { .. } | E::ApprovalNotFound(_) | E::SessionNotFound(_) => {
-                tonic::Status::not_found(message)
-            }
+            E::NotFound { .. }
+            | E::ApprovalNotFound(_)
+            | E::SessionNotFound(_)
+            | E::EventNotFound(_) => tonic::Status::not_found(message),
             E::NotPending { .. } => tonic::Status::failed_precondition(message),
             E::ReviewRefused(_) => tonic::Status::permission_denied(message),
             E::ApprovalIdTaken(_) => tonic::Status::already_exists(message),
             E::Store(_) => tonic::Status::unavailable(message),
-            E::Config { .. } | E::Bind { .. } | E::Serve(_) => tonic::Status::internal(message),
+            E::Config { .. }
+            | E::Bind { .. }
+            | E::Serve(_)
+            | E::AuditMismatch { .. }
+            | E::Checkpoint(_) => tonic::Status::internal(message),
         }
     }
 }

@@ -22,6 +22,7 @@ mod config;
 mod error;
 pub mod metrics;
 pub mod nodes;
+pub mod secrets;
 mod server;
 pub mod store;
 mod ui;

@@ -60,7 +60,18 @@ impl api::node_service_server::NodeService for Nodes {
         let caller = self.auth.authorize(request.metadata(), Rpc::NodeReport)?;
         let req = request.into_inner();
         validate(&req)?;
+        let audit = req.audit.unwrap_or_default();
+        if audit.trust() == api::AuditTrust::Refused {
+            tracing::error!(
+                node = %req.node_id,
+                problem = %audit.problem,
+                "a proxy refuses this control plane's audit log and ships no events to it"
+            );
+        }
         let record = NodeRecord {
+            audit_trust: audit.trust,
+            audit_checkpoint_size: audit.checkpoint_size,
+            audit_problem: audit.problem,
             node_id: req.node_id,
             version: req.version,
             active_revision: req.active_revision,
@@ -106,6 +117,11 @@ impl api::node_service_server::NodeService for Nodes {
                 reported_by: n.reported_by,
                 engine: n.engine,
                 engine_reason: n.engine_reason,
+                audit: Some(api::NodeAuditStatus {
+                    trust: n.audit_trust,
+                    checkpoint_size: n.audit_checkpoint_size,
+                    problem: n.audit_problem,
+                }),
             })
             .collect();
         Ok(Response::new(api::NodeServiceListResponse { nodes }))
@@ -128,6 +144,9 @@ mod tests {
             reported_by: String::new(),
             engine: String::new(),
             engine_reason: String::new(),
+            audit_trust: 0,
+            audit_checkpoint_size: 0,
+            audit_problem: String::new(),
         };
         assert!(!is_stale(&node, 1_300));
         assert!(is_stale(&node, 1_301));

@@ -32,7 +32,6 @@ pub struct ControlPlane {
     bundles: Bundles,
     nodes: Nodes,
     audit: Audit,
-    checkpoint_interval: std::time::Duration,
     metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
     approvals: Approvals,
     ui: Option<(tokio::net::TcpListener, SocketAddr)>,
@@ -87,6 +86,17 @@ impl ControlPlane {
         let verifier = BundleVerifier::new(config.trusted_keys.iter().cloned())
             .map_err(|e| config_error(e.to_string()))?
             .with_limits(config.limits);
+        // The data directory holds approvals and the audit log: only its owner
+        // reads it (when it exists already, its mode is the operator's choice).
+        if !config.data_dir.exists() {
+            crate::secrets::create_private_dir(&config.data_dir).map_err(|e| {
+                ControlPlaneError::Config {
+                    file: config.data_dir.clone(),
+                    message: format!("cannot create the data directory ({e}); check data_dir and the permissions of its parent"),
+                }
+            })?;
+        }
+        config.log_start_warnings();
         let sled = SledStore::open(&config.data_dir)?;
         let audit_log = Arc::new(sled.audit_log()?);
         let store: Arc<dyn Store> = Arc::new(sled);
@@ -95,11 +105,8 @@ impl ControlPlane {
             log: Arc::downgrade(&audit_log),
         };
         let auth = Arc::new(Authenticator::new(&config.tokens));
-        let key_path = config
-            .audit
-            .signing_key
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("audit-signing.key"));
+        let key_path = config.audit.key_path(&config.data_dir);
+        crate::audit::checkpoint::check_key_location(&key_path, &config.data_dir)?;
         let audit_key = crate::audit::checkpoint::load_or_generate(&key_path)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let (stop, stopping) = watch::channel(false);
@@ -166,7 +173,6 @@ impl ControlPlane {
             bundles,
             nodes,
             audit,
-            checkpoint_interval: config.audit.checkpoint_interval,
             metrics: metrics_listener,
             approvals,
             ui,
@@ -233,8 +239,7 @@ impl ControlPlane {
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
         reporter.set_serving::<AuditServiceServer<Audit>>().await;
-        self.audit
-            .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
+        self.audit.spawn_background(self.stop.subscribe());
         if let Some((listener, metrics)) = self.metrics {
             crate::metrics::serve(listener, metrics, self.stop.subscribe());
         }

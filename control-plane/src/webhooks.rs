@@ -41,7 +41,7 @@ impl Webhooks {
             };
         }
         let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let client = http_client();
         tokio::spawn(async move {
             while let Some(body) = rx.recv().await {
                 let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
@@ -100,9 +100,18 @@ impl Webhooks {
     }
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+/// The plain-HTTP client webhooks are POSTed with.
+pub(crate) type HttpClient =
+    Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-async fn deliver(client: HttpClient, url: String, body: Bytes) {
+/// A client for [`deliver`].
+pub(crate) fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// POSTs `body` as JSON to `url`, retrying with exponential backoff; `true` once
+/// it was accepted (2xx).
+pub(crate) async fn deliver(client: HttpClient, url: String, body: Bytes) -> bool {
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
         let request = http::Request::post(url.as_str())
@@ -110,10 +119,10 @@ async fn deliver(client: HttpClient, url: String, body: Bytes) {
             .body(Full::new(body.clone()));
         let Ok(request) = request else {
             tracing::warn!(%url, "webhook URL is not valid; fix [webhooks] urls");
-            return;
+            return false;
         };
         match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(request)).await {
-            Ok(Ok(response)) if response.status().is_success() => return,
+            Ok(Ok(response)) if response.status().is_success() => return true,
             Ok(Ok(response)) => {
                 tracing::warn!(%url, status = %response.status(), attempt, "webhook refused")
             }
@@ -123,4 +132,5 @@ async fn deliver(client: HttpClient, url: String, body: Bytes) {
         tokio::time::sleep(backoff).await;
         backoff *= 2;
     }
+    false
 }

@@ -5,6 +5,7 @@
 mod support;
 
 use airlock_bundle::SigningKey;
+use airlock_checkpoint::CheckpointVerifier;
 use airlock_control_plane::api;
 use api::audit_service_client::AuditServiceClient;
 use support::{authed, config, scrape, Plane, ADMIN, NODE};
@@ -30,6 +31,7 @@ async fn append(
         .into_iter()
         .enumerate()
         .map(|(i, events)| api::AuditServiceAppendRequest {
+            checkpoint: String::new(),
             batch: i as u64 + 1,
             events,
         })
@@ -89,6 +91,14 @@ async fn batches_are_acknowledged_deduplicated_queried_and_counted() {
     .unwrap();
     assert_eq!(acks.len(), 2);
     assert_eq!((acks[0].batch, acks[0].stored, acks[0].last_seq), (1, 2, 2));
+    // Each acknowledgement carries the checkpoint signed in its flush, and a
+    // proof that it extends the one before it on the stream.
+    let verifier = CheckpointVerifier::from_key(&acks[0].verifier_key).unwrap();
+    let first = verifier.verify(&acks[0].checkpoint).unwrap();
+    let second = verifier.verify(&acks[1].checkpoint).unwrap();
+    assert_eq!((first.size(), second.size()), (2, 3));
+    assert_eq!(acks[1].consistency_from, 2);
+    airlock_checkpoint::verify_consistency(&first, &second, &acks[1].consistency_proof).unwrap();
     assert_eq!(
         (
             acks[1].batch,
@@ -148,6 +158,42 @@ async fn batches_are_acknowledged_deduplicated_queried_and_counted() {
         .unwrap()
         .into_inner();
     assert!(report.ok && report.records == 4, "{report:?}");
+    assert_eq!(verifier.verify(&report.checkpoint).unwrap().size(), 4);
+
+    // Prove: the record of event 2 is in the signed tree; the log extends the
+    // checkpoint of the first acknowledgement.
+    let proof = client
+        .prove(authed(
+            api::AuditServiceProveRequest {
+                event_id: event(2, "execute").event_id,
+                from_size: 2,
+            },
+            ADMIN,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let newest = verifier.verify(&proof.checkpoint).unwrap();
+    let record = proof.record.unwrap();
+    airlock_checkpoint::verify_inclusion(
+        &newest,
+        record.seq - 1,
+        &record.hash,
+        &proof.inclusion_proof,
+    )
+    .unwrap();
+    airlock_checkpoint::verify_consistency(&first, &newest, &proof.consistency_proof).unwrap();
+    let unknown = client
+        .prove(authed(
+            api::AuditServiceProveRequest {
+                event_id: "no-such-event".into(),
+                from_size: 0,
+            },
+            ADMIN,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
 
     let metrics = tokio::task::spawn_blocking(move || scrape(free))
         .await

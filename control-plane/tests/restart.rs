@@ -25,6 +25,11 @@ async fn bundles_the_active_revision_and_nodes_survive_a_restart() {
         active_revision: "r1".into(),
         last_error: String::new(),
         heartbeat_interval_ms: 5_000,
+        audit: Some(api::NodeAuditStatus {
+            trust: api::AuditTrust::Refused.into(),
+            checkpoint_size: 12,
+            problem: "the log was rolled back".into(),
+        }),
         ..Default::default()
     };
     let answer = plane
@@ -83,6 +88,13 @@ async fn bundles_the_active_revision_and_nodes_survive_a_restart() {
     assert_eq!(nodes[0].reported_by, "node");
     assert_eq!(nodes[0].heartbeat_interval_ms, 5_000);
     assert!(!nodes[0].stale);
+    // What the node said of the audit log survives the restart.
+    let audit = nodes[0].audit.clone().unwrap();
+    assert_eq!(audit.trust(), api::AuditTrust::Refused);
+    assert_eq!(
+        (audit.checkpoint_size, audit.problem.as_str()),
+        (12, "the log was rolled back")
+    );
     plane.stop().await;
 }
 

@@ -58,6 +58,7 @@ fn link(url: &str, node: usize, key: &SigningKey) -> control::ControlPlaneConfig
         node_id: format!("bench-{node}"),
         bundle_keys: vec![key.public_key()],
         bundle_cache_dir: None,
+        checkpoint_file: None,
         heartbeat: Duration::from_secs(10),
     }
 }

@@ -123,6 +123,7 @@ async fn main() {
         node_id: "bench".into(),
         bundle_keys: vec![key.public_key()],
         bundle_cache_dir: None,
+        checkpoint_file: None,
         heartbeat: Duration::from_secs(10),
     })
     .unwrap();

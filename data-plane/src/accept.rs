@@ -131,7 +131,9 @@ async fn route(
 
 /// Ready means a bundle is loaded: with the control plane away the proxy keeps
 /// deciding on its last good bundle, so that alone does not make it unready. The
-/// body says what an operator needs next: the link and the audit backlog.
+/// body says what an operator needs next: the link, whether the control plane's
+/// audit log is trusted (`audit_log.trust`: `refused` when it was rolled back or
+/// forked; events then wait in the backlog) and the audit backlog.
 fn readyz(shared: &Shared) -> ProxyResponse {
     let (status, mut body) = match shared.store.current() {
         Some(policy) => (
@@ -150,6 +152,7 @@ fn readyz(shared: &Shared) -> ProxyResponse {
     };
     if let Some(link) = &shared.control {
         body["control_plane"] = json!(link.status());
+        body["audit_log"] = json!(link.audit_status());
     }
     body["audit_backlog"] = json!(shared.recorder.backlog());
     json_response(status, &body)

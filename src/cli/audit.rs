@@ -1,10 +1,13 @@
-//! `airlock audit tail | query | export | verify`: reading the control plane's audit
-//! log (roles auditor or admin).
+//! `airlock audit tail | query | export | verify | prove`: reading the control
+//! plane's audit log (roles auditor or admin). `verify --checkpoint` and `prove`
+//! check their proofs here, against a signed checkpoint, not on the control plane's
+//! word (`proofs.rs`).
 
 use super::client::{print_table, ControlPlaneClient, GlobalArgs, Output};
 use airlock_control_plane::api;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `airlock audit` subcommands.
@@ -29,9 +32,22 @@ pub enum AuditCommand {
         #[command(flatten)]
         filters: Filters,
     },
-    /// Recompute the hash chain and check every checkpoint signature; exits 1 and
-    /// names the first broken sequence number on any tampering.
-    Verify,
+    /// Recompute the hash chain and the Merkle tree and check every signed
+    /// checkpoint; exits 1 and names the first broken sequence number on any
+    /// tampering. With --checkpoint, also prove (here, offline) that the log
+    /// extends a checkpoint kept elsewhere: a rolled-back or forked log fails.
+    Verify {
+        /// A checkpoint saved elsewhere (a proxy's `audit_checkpoint_file`, the
+        /// witness directory's `checkpoint`, a webhook's copy).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print an inclusion proof of one event with the signed checkpoint it leads
+    /// to, checked here; anyone can check it again offline (docs/audit.md).
+    Prove {
+        /// The event's id (`event_id` in `airlock audit query --output json`).
+        event_id: String,
+    },
 }
 
 /// Export formats.
@@ -111,7 +127,12 @@ pub async fn run(cmd: AuditCommand, global: &GlobalArgs) -> anyhow::Result<ExitC
         AuditCommand::Export { filters, .. } => {
             print_records(&client, filters.request()?, Output::Json, true).await
         }
-        AuditCommand::Verify => verify(&client, global.output).await,
+        AuditCommand::Verify { checkpoint } => {
+            super::proofs::verify(&client, global.output, checkpoint.as_deref()).await
+        }
+        AuditCommand::Prove { event_id } => {
+            super::proofs::prove(&client, global.output, &event_id).await
+        }
     }
 }
 
@@ -213,40 +234,6 @@ pub fn record_json(record: &api::AuditRecord) -> serde_json::Value {
         "verdict": e.verdict, "reasons": e.reasons, "revision": e.revision,
         "approval_id": e.approval_id, "decide_us": e.decide_us, "upstream_ms": e.upstream_ms,
         "payload": payload,
-    })
-}
-
-async fn verify(client: &ControlPlaneClient, output: Output) -> anyhow::Result<ExitCode> {
-    let report = client
-        .audit()
-        .verify(client.request(api::AuditServiceVerifyRequest {})?)
-        .await
-        .map_err(|s| client.explain(s))?
-        .into_inner();
-    if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "ok": report.ok, "records": report.records, "checkpoints": report.checkpoints,
-                "first_broken_seq": report.first_broken_seq, "problem": report.problem,
-                "public_key": report.public_key_hex,
-            })
-        );
-    } else if report.ok {
-        println!(
-            "ok: {} records chain correctly; {} signed checkpoints verify (key {})",
-            report.records, report.checkpoints, report.public_key_hex
-        );
-    } else {
-        println!(
-            "TAMPERED: the audit log is broken at sequence number {}: {}",
-            report.first_broken_seq, report.problem
-        );
-    }
-    Ok(if report.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     })
 }
 

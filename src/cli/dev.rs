@@ -157,11 +157,52 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// Says so when others may read an existing data directory.
+fn warn_if_open(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(dir) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} is open to other users and will hold tokens and keys; run `chmod 700 {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+}
+
+/// Writes a file only its owner can read (0600), replacing any earlier one.
+pub(super) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        options.mode(0o600);
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// The data directory: it holds the node token and the upstream credential
+/// (`airlock.toml`), the signing keys and the logs, so only its owner may enter
+/// it (0700; a temporary one is created so). An existing `--data-dir` others can
+/// read is left as it is, with a warning.
 fn data_dir(explicit: Option<&Path>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     match explicit {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating data directory {}", dir.display()))?;
+            if dir.exists() {
+                warn_if_open(dir);
+            } else {
+                airlock_control_plane::secrets::create_private_dir(dir)
+                    .with_context(|| format!("creating data directory {}", dir.display()))?;
+            }
             Ok((dir.to_path_buf(), None))
         }
         None => {
@@ -182,8 +223,12 @@ fn init_dev_logging(
     let output = if to_stderr {
         crate::cli::LogOutput::Stderr { json: false }
     } else {
-        let file = std::fs::File::create(log_path)
+        write_private(log_path, "")
             .with_context(|| format!("creating log file {}", log_path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log_path)
+            .with_context(|| format!("opening log file {}", log_path.display()))?;
         crate::cli::LogOutput::File(file)
     };
     crate::cli::init_tracing(output, telemetry)
@@ -200,7 +245,8 @@ async fn start_proxy(
     let mut port = args.port;
     loop {
         let text = proxy_config(port, link, demo_url, secrets);
-        std::fs::write(config_path, &text)
+        // It holds the node token and the upstream credential.
+        write_private(config_path, &text)
             .with_context(|| format!("writing {}", config_path.display()))?;
         let mut config = airlock_data_plane::ProxyConfig::from_file(config_path)
             .context("the generated proxy config is invalid (a bug: please report it)")?;

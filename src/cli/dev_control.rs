@@ -1,6 +1,8 @@
-//! The control plane of `airlock dev`: sled data and a throw-away signing key in
-//! the data directory, an operator token (admin + reviewer) for the CLI and a node
-//! token for the proxy, and the default policies published as the first bundle.
+//! The control plane of `airlock dev`: sled data in `control-plane/` of the data
+//! directory, the keys apart in `keys/` (0700: the bundle signing key and the audit
+//! checkpoint key, never inside the control plane's own data), an operator token
+//! (admin + reviewer) for the CLI and a node token for the proxy, and the default
+//! policies published as the first bundle.
 
 use super::dev::{is_addr_in_use, DevSecrets};
 use airlock_bundle::{PublicKey, SigningKey};
@@ -96,6 +98,8 @@ pub(super) async fn start(
         );
         // Approvals: the reviewer page, on a free loopback port.
         config.ui_listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        // The audit key outside the control plane's data, like in production.
+        config.audit.signing_key = Some(data_dir.join("keys").join("audit-signing.key"));
         match ControlPlane::start(config).await {
             Ok(plane) => {
                 return Ok(DevControlPlane {
@@ -117,7 +121,8 @@ pub(super) async fn start(
 /// `keys/dev-signing.{key,pub}` in the data directory, generated on first use.
 fn signing_key(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let keys = data_dir.join("keys");
-    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
+    airlock_control_plane::secrets::create_private_dir(&keys)
+        .with_context(|| format!("creating {}", keys.display()))?;
     let prefix = keys.join("dev-signing");
     let pair = (prefix.with_extension("key"), prefix.with_extension("pub"));
     if pair.0.exists() && pair.1.exists() {

@@ -10,6 +10,7 @@ pub mod dev;
 mod dev_control;
 pub mod nodes;
 pub mod policy;
+mod proofs;
 pub mod proxy;
 pub mod sessions;
 

@@ -42,6 +42,10 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     "heartbeat_interval_ms": n.heartbeat_interval_ms, "stale": n.stale,
                     "reported_by": n.reported_by, "engine": n.engine,
                     "engine_reason": n.engine_reason,
+                    "audit": n.audit.as_ref().map(|a| serde_json::json!({
+                        "trust": trust_name(a.trust()), "checkpoint_size": a.checkpoint_size,
+                        "problem": a.problem,
+                    })),
                 })
             })
             .collect();
@@ -62,6 +66,7 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 or_dash(&n.engine),
                 or_dash(&n.version),
                 ago(n.last_seen_unix_ms),
+                audit_cell(n.audit.as_ref()),
                 or_dash(&n.last_error),
             ]
         })
@@ -74,6 +79,7 @@ async fn list(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             "ENGINE",
             "VERSION",
             "LAST SEEN",
+            "AUDIT LOG",
             "LAST ERROR",
         ],
         &rows,
@@ -86,5 +92,25 @@ fn or_dash(text: &str) -> String {
         "-".to_owned()
     } else {
         text.to_owned()
+    }
+}
+
+fn trust_name(trust: api::AuditTrust) -> &'static str {
+    match trust {
+        api::AuditTrust::Unspecified => "unchecked",
+        api::AuditTrust::Verified => "verified",
+        api::AuditTrust::Refused => "refused",
+    }
+}
+
+/// What the node thinks of the control plane's audit log: `verified (N)`, or
+/// `REFUSED: why` (it ships nothing to a log that was rolled back or forked).
+fn audit_cell(audit: Option<&api::NodeAuditStatus>) -> String {
+    match audit {
+        Some(a) if a.trust() == api::AuditTrust::Refused => format!("REFUSED: {}", a.problem),
+        Some(a) if a.trust() == api::AuditTrust::Verified => {
+            format!("verified ({})", a.checkpoint_size)
+        }
+        _ => "-".to_owned(),
     }
 }

@@ -39,8 +39,7 @@ impl PlaneFiles {
     fn config(&self, listen: &str, data_dir: &Path) -> PathBuf {
         let text = format!(
             "listen = \"{listen}\"\ndata_dir = \"{}\"\ntrusted_keys = [\"release.pub\"]\n\
-             [audit]\ncheckpoint_every = 10\ncheckpoint_interval_s = 1\n\
-             signing_key = \"audit-signing.key\"\n\
+             [audit]\nsigning_key = \"audit-signing.key\"\n\
              [[tokens]]\nsubject = \"proxy-1\"\nsha256 = \"{}\"\nroles = [\"node\"]\n\
              [[tokens]]\nsubject = \"auditor\"\nsha256 = \"{}\"\nroles = [\"auditor\"]\n\
              [[tokens]]\nsubject = \"ops\"\nsha256 = \"{}\"\nroles = [\"admin\"]\n",
@@ -52,6 +51,54 @@ impl PlaneFiles {
         let path = self.dir.path().join("control-plane.toml");
         std::fs::write(&path, text).expect("write control-plane config");
         path
+    }
+
+    /// Runs `airlock control-plane` over `data_dir`, expecting it to refuse to
+    /// start: its exit code and everything it printed.
+    /// One that starts instead is killed after 20 s and reported with exit code
+    /// 0 (and what it printed).
+    pub fn start_refused(&self, data_dir: &Path) -> (i32, String) {
+        use std::io::Read as _;
+        let config = self.config("127.0.0.1:0", data_dir);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["control-plane", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run airlock control-plane");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break 0;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut text = String::new();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut stream = stream;
+            let _ = stream.read_to_string(&mut text);
+        }
+        (code, text)
     }
 
     /// Starts `airlock control-plane` on `listen` (e.g. `127.0.0.1:0`) over `data_dir`.
@@ -167,13 +214,30 @@ impl AuditedProxy {
         bundle_key: &Path,
         audit: &str,
     ) -> AuditedProxy {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(
+            tempfile::tempdir().expect("temp dir"),
+            upstream,
+            control_plane_url,
+            bundle_key,
+            audit,
+        )
+    }
+
+    /// As [`AuditedProxy::start`], with its files (config, `cache/` with the
+    /// bundle and the audit checkpoint) in `dir`.
+    pub fn start_in(
+        dir: TempDir,
+        upstream: &str,
+        control_plane_url: &str,
+        bundle_key: &Path,
+        audit: &str,
+    ) -> AuditedProxy {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nsession_secret = \"audit-test-session-secret-0123456789\"\n\
              [[api_keys]]\nsubject = \"demo-agent\"\nsha256 = \"{}\"\ngroups = [\"agents\"]\n\
              [[upstreams]]\nname = \"demo\"\nurl = \"{upstream}\"\nlabels = {{ env = \"prod\" }}\n\
              [control_plane]\nurl = \"{control_plane_url}\"\ntoken = \"{NODE_TOKEN}\"\nnode_id = \"proxy-1\"\n\
-             bundle_public_keys = [{:?}]\n\
+             bundle_public_keys = [{:?}]\nbundle_cache_dir = \"cache\"\n\
              [audit]\n{audit}\n",
             sha(AGENT_KEY),
             bundle_key.display().to_string(),
@@ -203,6 +267,18 @@ impl AuditedProxy {
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp/demo", self.base)
     }
+
+    /// The newest audit checkpoint this proxy holds, as written to its file.
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self._dir.path().join("cache").join("audit-checkpoint")
+    }
+
+    /// `/readyz`'s `audit_log` object.
+    pub fn audit_log(&self) -> Value {
+        let response = get(&self.base, "/readyz");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str::<Value>(body).unwrap_or_default()["audit_log"].clone()
+    }
 }
 
 pub use crate::sdk_common::get;
@@ -217,4 +293,48 @@ pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     false
+}
+
+/// Appends `count` events named `{prefix}-{n}` straight to `AuditService.Append`
+/// as a node would, one batch; returns the log's last sequence number.
+pub async fn append_direct(url: &str, prefix: &str, count: u64) -> u64 {
+    use airlock_control_plane::api;
+    let events = (1..=count)
+        .map(|n| api::AuditEvent {
+            event_id: format!("{prefix}-{n}"),
+            node_id: "proxy-2".into(),
+            unix_ms: 1_700_000_000_000 + n,
+            direction: "client_to_server".into(),
+            method: "tools/call".into(),
+            payload_json: format!("{{\"n\":{n}}}"),
+            verdict: "allow".into(),
+            ..Default::default()
+        })
+        .collect();
+    let mut client = api::audit_service_client::AuditServiceClient::connect(url.to_owned())
+        .await
+        .expect("connect");
+    let batch = api::AuditServiceAppendRequest {
+        batch: 1,
+        events,
+        checkpoint: String::new(),
+    };
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![batch]));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {NODE_TOKEN}").parse().expect("header"),
+    );
+    let mut acks = client.append(request).await.expect("append").into_inner();
+    let ack = acks.message().await.expect("ack").expect("an ack");
+    ack.last_seq
+}
+
+impl Plane {
+    /// The newest checkpoint, as `airlock audit verify --output json` reports it.
+    pub fn newest_checkpoint(&self) -> String {
+        let (code, out) = self.cli(&["audit", "verify", "--output", "json"]);
+        assert_eq!(code, 0, "{out}");
+        let report: Value = serde_json::from_str(out.trim()).expect("verify json");
+        report["checkpoint"].as_str().unwrap_or_default().to_owned()
+    }
 }

@@ -1,11 +1,21 @@
 //! `AuditService`: proxies append batches of masked events over a stream and get an
-//! acknowledgement per batch once it is durable; auditors query, follow and verify
-//! the hash-chained log. Checkpoints are signed every `checkpoint_every` records and
-//! every `checkpoint_interval_s` seconds when the log grew.
+//! acknowledgement per batch once it is durable, carrying the checkpoint signed in
+//! the same flush and a consistency proof from the checkpoint they held before;
+//! auditors query, follow, verify and ask for proofs of the log.
+//!
+//! The log is a hash chain and an RFC 6962 Merkle tree (`store/merkle.rs`); every
+//! commit signs a C2SP checkpoint ([`checkpoint`], [`writer`]); start-up refuses a
+//! log that no longer matches its newest checkpoint ([`startup`]); new
+//! checkpoints are copied off the box ([`witness`]).
 
 pub mod checkpoint;
+mod prove;
+mod query;
 pub mod sessions;
+mod startup;
+mod stream;
 pub mod verify;
+mod witness;
 mod writer;
 
 use crate::api;
@@ -14,14 +24,16 @@ use crate::bundles::{blocking, now_ms};
 use crate::metrics::Metrics;
 use crate::store::{Appended, AuditLog};
 use crate::ControlPlaneError;
+use airlock_checkpoint::{Checkpoint, CheckpointVerifier};
 use ed25519_dalek::SigningKey;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt as _};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Most events accepted in one batch.
@@ -30,29 +42,39 @@ pub const MAX_BATCH: usize = 10_000;
 const MAX_EVENT_ID: usize = 64;
 /// Records read from the store per step of a query.
 const QUERY_PAGE: usize = 512;
+/// How often retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// How checkpoints are made (`[audit]` in the control plane's config).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The audit log's key, name, retention and off-box copies (`[audit]` in the
+/// control plane's config).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditSettings {
-    /// Sign a checkpoint every this many records.
-    pub checkpoint_every: u64,
-    /// And at least this often when the log grew.
-    pub checkpoint_interval: Duration,
-    /// The ed25519 seed file (generated when absent).
-    pub signing_key: Option<std::path::PathBuf>,
-    /// Records stored longer ago than this are pruned (behind a signed
-    /// checkpoint); `None` keeps everything.
+    /// The ed25519 seed file (generated, 0600, when absent). It must be outside
+    /// the data directory; `None` is `<data_dir>.audit-signing.key`, beside it.
+    pub signing_key: Option<PathBuf>,
+    /// The log's name in its checkpoints (also the key name); `None`:
+    /// `airlock-audit/<16 hex of the public key's SHA-256>`.
+    pub origin: Option<String>,
+    /// Records stored longer ago than this are pruned (behind a signed record of
+    /// the range); `None` keeps everything.
     pub retention: Option<Duration>,
+    /// Each new checkpoint is written here (file `checkpoint`, atomically), if set.
+    pub witness_dir: Option<PathBuf>,
+    /// Each new checkpoint is POSTed to these URLs (retried, off the ingest path).
+    pub checkpoint_webhooks: Vec<String>,
 }
 
-impl Default for AuditSettings {
-    fn default() -> Self {
-        AuditSettings {
-            checkpoint_every: 1000,
-            checkpoint_interval: Duration::from_secs(60),
-            signing_key: None,
-            retention: None,
-        }
+impl AuditSettings {
+    /// The signing key's path: the configured one, or beside the data directory.
+    pub fn key_path(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.signing_key.clone().unwrap_or_else(|| {
+            let mut name = data_dir
+                .file_name()
+                .map(std::ffi::OsStr::to_os_string)
+                .unwrap_or_else(|| "airlock-data".into());
+            name.push(".audit-signing.key");
+            data_dir.with_file_name(name)
+        })
     }
 }
 
@@ -67,17 +89,21 @@ type WriteRequest = (
 pub struct Audit {
     log: Arc<AuditLog>,
     key: Arc<SigningKey>,
+    verifier: Arc<CheckpointVerifier>,
     auth: Arc<Authenticator>,
-    retention: Option<Duration>,
+    settings: Arc<AuditSettings>,
     writer: std::sync::mpsc::Sender<WriteRequest>,
     appended: watch::Sender<u64>,
+    /// The newest checkpoint, for the witness copies.
+    published: watch::Sender<Option<Arc<Checkpoint>>>,
     metrics: Arc<Metrics>,
     /// Raised when the server shuts down: long-lived streams end so shutdown completes.
     stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Audit {
-    /// The service over `log`, signing checkpoints with `key`.
+    /// The service over `log`, signing checkpoints with `key`. Refuses a log that
+    /// does not match its newest signed checkpoint.
     pub fn new(
         log: Arc<AuditLog>,
         key: SigningKey,
@@ -85,17 +111,21 @@ impl Audit {
         settings: &AuditSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Audit, ControlPlaneError> {
+        let signer = Arc::new(checkpoint::signer(&key, settings.origin.as_deref())?);
+        startup::reconcile(&log, &signer, &key.verifying_key())?;
         let (last, _) = log.head()?;
-        let every = settings.checkpoint_every.max(1);
-        let writer = writer::spawn(&log, key.clone(), every)?;
+        let verifier = Arc::new(signer.verifier());
+        let writer = writer::spawn(&log, signer)?;
         metrics.audit_last_seq.store(last, Ordering::Relaxed);
         Ok(Audit {
             metrics,
+            published: watch::channel(log.newest_checkpoint()).0,
             log,
             key: Arc::new(key),
+            verifier,
             auth,
             writer,
-            retention: settings.retention,
+            settings: Arc::new(settings.clone()),
             appended: watch::channel(last).0,
             stopping: None,
         })
@@ -109,19 +139,26 @@ impl Audit {
         self
     }
 
-    /// Signs a checkpoint every `interval` while the log grows, until `stop`.
-    pub fn spawn_checkpointer(&self, interval: Duration, mut stop: watch::Receiver<bool>) {
+    /// Starts the background work until `stop`: retention, and the witness copies
+    /// of new checkpoints.
+    pub fn spawn_background(&self, stop: watch::Receiver<bool>) {
+        witness::spawn(
+            &self.settings,
+            self.published.subscribe(),
+            self.verifier(),
+            stop.clone(),
+        );
+        if self.settings.retention.is_none() {
+            return;
+        }
         let audit = self.clone();
+        let mut stop = stop;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.changed() => return,
-                }
-                let worker = audit.clone();
-                if let Err(err) = blocking(move || worker.checkpoint_if_grown()).await {
-                    tracing::error!(error = %err, "could not sign an audit checkpoint");
                 }
                 let worker = audit.clone();
                 if let Err(err) = blocking(move || worker.prune()).await {
@@ -131,28 +168,11 @@ impl Audit {
         });
     }
 
-    /// Signs a checkpoint of the current head if it moved since the last one.
-    fn checkpoint_if_grown(&self) -> Result<(), ControlPlaneError> {
-        let (seq, hash) = self.log.head()?;
-        let last = self.log.last_checkpoint()?.map_or(0, |c| c.seq);
-        if seq > last {
-            let mut cp = api::AuditCheckpoint {
-                seq,
-                hash,
-                unix_ms: now_ms(),
-                first_pruned_seq: 0,
-                signature: Vec::new(),
-            };
-            checkpoint::sign(&self.key, &mut cp);
-            self.log.put_checkpoint(&cp)?;
-        }
-        Ok(())
-    }
-
-    /// Prunes the records older than the retention, leaving a signed checkpoint
-    /// of what was pruned (first and last sequence number, last hash).
+    /// Prunes the records older than the retention, leaving a signed record of
+    /// what was pruned (first and last sequence number, last hash). The Merkle
+    /// tree keeps their leaves, so checkpoints and proofs still cover them.
     pub fn prune(&self) -> Result<u64, ControlPlaneError> {
-        let Some(retention) = self.retention else {
+        let Some(retention) = self.settings.retention else {
             return Ok(0);
         };
         let now = now_ms();
@@ -167,7 +187,8 @@ impl Audit {
     }
 
     /// Appends one batch durably (in process: benches and tests use it too), in an
-    /// `audit.append` span (debug) with the batch's counts.
+    /// `audit.append` span (debug) with the batch's counts. The outcome carries
+    /// the checkpoint signed in the same flush.
     #[tracing::instrument(
         name = "audit.append",
         level = "debug",
@@ -179,22 +200,28 @@ impl Audit {
         events: Vec<api::AuditEvent>,
     ) -> Result<Appended, ControlPlaneError> {
         validate(&events)?;
+        let stopped = || {
+            ControlPlaneError::Serve(
+                "the audit writer stopped; restart the control plane".to_owned(),
+            )
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.writer.send((events, reply)).map_err(|_| {
-            ControlPlaneError::Serve(
-                "the audit writer stopped; restart the control plane".to_owned(),
-            )
-        })?;
-        let appended = answer.await.map_err(|_| {
-            ControlPlaneError::Serve(
-                "the audit writer stopped; restart the control plane".to_owned(),
-            )
-        })??;
+        self.writer.send((events, reply)).map_err(|_| stopped())?;
+        let appended = answer.await.map_err(|_| stopped())??;
         let span = tracing::Span::current();
         span.record("stored", appended.stored);
         span.record("duplicates", appended.duplicates);
         span.record("last_seq", appended.last_seq);
         self.appended.send_replace(appended.last_seq);
+        if let Some(cp) = &appended.checkpoint {
+            self.published.send_if_modified(|newest| {
+                let newer = newest.as_ref().is_none_or(|n| n.size() < cp.size());
+                if newer {
+                    *newest = Some(cp.clone());
+                }
+                newer
+            });
+        }
         let m = &self.metrics;
         m.audit_stored
             .fetch_add(u64::from(appended.stored), Ordering::Relaxed);
@@ -209,6 +236,16 @@ impl Audit {
     /// The public key checkpoints verify with.
     pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
         self.key.verifying_key()
+    }
+
+    /// The verifier of this log's checkpoints (its key in signed-note format).
+    pub fn verifier(&self) -> CheckpointVerifier {
+        self.verifier.as_ref().clone()
+    }
+
+    /// The newest signed checkpoint.
+    pub fn newest_checkpoint(&self) -> Option<Arc<Checkpoint>> {
+        self.log.newest_checkpoint()
     }
 }
 
@@ -255,39 +292,8 @@ impl api::audit_service_server::AuditService for Audit {
         request: Request<Streaming<api::AuditServiceAppendRequest>>,
     ) -> Result<Response<Self::AppendStream>, Status> {
         self.auth.authorize(request.metadata(), Rpc::AuditAppend)?;
-        let mut incoming = request.into_inner();
-        let (tx, rx) = mpsc::channel(64);
-        let audit = self.clone();
-        let mut stopping = self.stopping.clone();
-        tokio::spawn(async move {
-            loop {
-                // Only the wait for the next batch is cut short: a batch being
-                // appended completes and is acknowledged.
-                let next = tokio::select! {
-                    next = incoming.next() => next,
-                    () = stopped(&mut stopping) => return,
-                };
-                let Some(next) = next else { return };
-                let reply = match next {
-                    Ok(batch) => audit
-                        .append(batch.events)
-                        .await
-                        .map(|a| api::AuditServiceAppendResponse {
-                            batch: batch.batch,
-                            stored: a.stored,
-                            duplicates: a.duplicates,
-                            last_seq: a.last_seq,
-                        })
-                        .map_err(Status::from),
-                    Err(status) => Err(status),
-                };
-                let failed = reply.is_err();
-                if tx.send(reply).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let acks = stream::serve(self.clone(), request.into_inner());
+        Ok(Response::new(Box::pin(acks)))
     }
 
     async fn query(
@@ -319,7 +325,9 @@ impl api::audit_service_server::AuditService for Audit {
         self.auth.authorize(request.metadata(), Rpc::AuditVerify)?;
         let log = self.log.clone();
         let key = self.public_key();
-        let report = blocking(move || Ok(verify::verify(&log, &key)?)).await?;
+        let verifier = self.verifier.clone();
+        let checker = verifier.clone();
+        let report = blocking(move || Ok(verify::verify(&log, &checker, &key)?)).await?;
         let (first_broken_seq, problem) = report.broken.clone().unwrap_or_default();
         Ok(Response::new(api::AuditServiceVerifyResponse {
             ok: report.broken.is_none(),
@@ -328,97 +336,22 @@ impl api::audit_service_server::AuditService for Audit {
             first_broken_seq,
             problem,
             public_key_hex: hex::encode(key.as_bytes()),
+            checkpoint: self
+                .newest_checkpoint()
+                .map(|c| c.note().to_owned())
+                .unwrap_or_default(),
+            verifier_key: verifier.key().to_owned(),
+            set_aside: report.set_aside,
         }))
     }
-}
 
-type QueryTx = mpsc::Sender<Result<api::AuditServiceQueryResponse, Status>>;
-
-/// Sends one record; `false` when the client went away.
-async fn send(tx: &QueryTx, record: api::AuditRecord) -> bool {
-    let item = api::AuditServiceQueryResponse {
-        record: Some(record),
-    };
-    tx.send(Ok(item)).await.is_ok()
-}
-
-impl Audit {
-    /// Streams matching records; `last` keeps only the final N of the stored ones;
-    /// `follow` then waits for appends until the client goes away.
-    async fn serve_query(
+    async fn prove(
         &self,
-        query: api::AuditServiceQueryRequest,
-        tx: &QueryTx,
-    ) -> Result<(), Status> {
-        let mut appended = self.appended.subscribe();
-        let mut after = query.after_seq;
-        if query.last > 0 {
-            let keep = query.last as usize;
-            let mut tail = std::collections::VecDeque::with_capacity(keep + 1);
-            while let Some(page) = self.next_page(&query, &mut after).await? {
-                for record in page {
-                    tail.push_back(record);
-                    if tail.len() > keep {
-                        tail.pop_front();
-                    }
-                }
-            }
-            for record in tail {
-                if !send(tx, record).await {
-                    return Ok(());
-                }
-            }
-        } else if !self.send_stored(&query, &mut after, tx).await? {
-            return Ok(());
-        }
-        if !query.follow {
-            return Ok(());
-        }
-        loop {
-            tokio::select! {
-                changed = appended.changed() => if changed.is_err() { return Ok(()) },
-                () = tx.closed() => return Ok(()),
-            }
-            if !self.send_stored(&query, &mut after, tx).await? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends every matching record after `after`; `false` when the client went away.
-    async fn send_stored(
-        &self,
-        query: &api::AuditServiceQueryRequest,
-        after: &mut u64,
-        tx: &QueryTx,
-    ) -> Result<bool, Status> {
-        while let Some(page) = self.next_page(query, after).await? {
-            for record in page {
-                if !send(tx, record).await {
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// The matching records of the next page after `after` (advanced), `None` at
-    /// the end of the log.
-    async fn next_page(
-        &self,
-        query: &api::AuditServiceQueryRequest,
-        after: &mut u64,
-    ) -> Result<Option<Vec<api::AuditRecord>>, Status> {
-        let log = self.log.clone();
-        let from = *after;
-        let page = blocking(move || Ok(log.records_after(from, QUERY_PAGE)?)).await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        *after = last.seq;
-        Ok(Some(
-            page.into_iter().filter(|r| matches(query, r)).collect(),
-        ))
+        request: Request<api::AuditServiceProveRequest>,
+    ) -> Result<Response<api::AuditServiceProveResponse>, Status> {
+        self.auth.authorize(request.metadata(), Rpc::AuditProve)?;
+        let answer = self.prove(request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 }
 

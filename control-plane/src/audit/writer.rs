@@ -3,13 +3,16 @@
 //! flush costs the same for one batch or sixteen, so under load each stream's
 //! acknowledgement waits for at most one flush while throughput grows with the
 //! number of streams.
+//!
+//! Every commit signs one checkpoint of the tree it leaves, stored under the same
+//! flush: each batch of the group is acknowledged with it, so no acknowledged
+//! record is ever outside a signed checkpoint (no unsigned tail).
 
-use super::{checkpoint, WriteRequest};
-use crate::api::AuditCheckpoint;
+use super::WriteRequest;
 use crate::bundles::now_ms;
 use crate::store::AuditLog;
 use crate::ControlPlaneError;
-use ed25519_dalek::SigningKey;
+use airlock_checkpoint::CheckpointSigner;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -19,15 +22,10 @@ const GROUP: usize = 32;
 /// Starts the writer thread; it ends when every sender is dropped. It holds the log
 /// only while committing, so stopping the control plane releases the database as
 /// soon as the services are gone (a restart in the same process can reopen it).
-///
-/// It also signs a checkpoint whenever the log crosses a multiple of `every`
-/// records, stored under the same flush as the records it covers.
 pub(super) fn spawn(
     log: &Arc<AuditLog>,
-    key: SigningKey,
-    every: u64,
+    signer: Arc<CheckpointSigner>,
 ) -> Result<mpsc::Sender<WriteRequest>, ControlPlaneError> {
-    let mut last_checkpoint = log.last_checkpoint()?.map_or(0, |c| c.seq);
     let log = Arc::downgrade(log);
     let (tx, rx) = mpsc::channel::<WriteRequest>();
     std::thread::Builder::new()
@@ -45,21 +43,8 @@ pub(super) fn spawn(
                 let Some(log) = log.upgrade() else {
                     return; // the control plane stopped; the replies' senders drop
                 };
-                let now = now_ms();
-                let outcomes = log.append_many(batches, now, |seq, hash| {
-                    if seq / every <= last_checkpoint / every {
-                        return None;
-                    }
-                    last_checkpoint = seq;
-                    let mut cp = AuditCheckpoint {
-                        seq,
-                        hash: hash.to_vec(),
-                        unix_ms: now,
-                        first_pruned_seq: 0,
-                        signature: Vec::new(),
-                    };
-                    checkpoint::sign(&key, &mut cp);
-                    Some(cp)
+                let outcomes = log.append_many(batches, now_ms(), |size, root| {
+                    signer.sign(size, root).map_err(|e| e.to_string())
                 });
                 drop(log);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {

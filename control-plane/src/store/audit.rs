@@ -1,18 +1,25 @@
 //! The audit log on sled: tree `audit` (big-endian u64 sequence number → protobuf
 //! `AuditRecord`), `audit_by_event_id` (event id → sequence number, for
-//! deduplication) and `checkpoints` (big-endian sequence number → protobuf
-//! `AuditCheckpoint`). Shares the control plane's sled database.
+//! deduplication), the Merkle tree and its signed checkpoints (`audit_tree`,
+//! `audit_checkpoints`: see [`super::merkle`]), `audit_set_aside` (records set
+//! aside at start-up, never signed) and `checkpoints` (big-endian sequence number →
+//! protobuf `AuditCheckpoint`: the chain checkpoints of older versions and the
+//! signed records of what retention pruned). Shares the control plane's sled
+//! database.
 //!
 //! Appends are serialized by one lock (the chain has one head); the audit writer
-//! commits the batches of concurrent streams under one flush (group commit); a
-//! batch is acknowledged only after that flush returned.
+//! commits the batches of concurrent streams under one flush (group commit) with
+//! the checkpoint that covers them; a batch is acknowledged only after that flush
+//! returned.
 
+use super::merkle::{self, Frontier, Tail};
 use super::StoreError;
 use crate::api::{AuditCheckpoint, AuditEvent, AuditRecord};
+use airlock_checkpoint::Checkpoint;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The hash the first record chains to.
 pub const GENESIS_HASH: [u8; 32] = [0; 32];
@@ -27,7 +34,7 @@ pub fn record_hash(record: &AuditRecord) -> Vec<u8> {
 }
 
 /// What one appended batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Appended {
     /// Events newly stored.
     pub stored: u32,
@@ -35,21 +42,33 @@ pub struct Appended {
     pub duplicates: u32,
     /// The log's last sequence number afterwards.
     pub last_seq: u64,
+    /// The checkpoint signed under the same flush, covering this batch (`None`
+    /// only from [`AuditLog::append`], which signs nothing).
+    pub checkpoint: Option<Arc<Checkpoint>>,
 }
 
-struct Head {
-    seq: u64,
-    hash: Vec<u8>,
+pub(super) struct Head {
+    pub(super) seq: u64,
+    pub(super) hash: Vec<u8>,
+    /// The Merkle tree's right edge; its size is `seq` once the log is open for
+    /// appends (start-up brings them in step).
+    pub(super) frontier: Frontier,
+    /// The end of the stored tree.
+    pub(super) tail: Tail,
 }
 
 /// The append-only audit log.
 pub struct AuditLog {
-    db: sled::Db,
-    records: sled::Tree,
-    by_event: sled::Tree,
-    checkpoints: sled::Tree,
-    head: Mutex<Head>,
-    path: String,
+    pub(super) db: sled::Db,
+    pub(super) records: sled::Tree,
+    pub(super) by_event: sled::Tree,
+    pub(super) checkpoints: sled::Tree,
+    pub(super) nodes: sled::Tree,
+    pub(super) notes: sled::Tree,
+    pub(super) aside: sled::Tree,
+    pub(super) head: Mutex<Head>,
+    pub(super) newest: Mutex<Option<Arc<Checkpoint>>>,
+    pub(super) path: String,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -73,46 +92,56 @@ impl AuditLog {
             // Empty: a new log, or one whose every record was pruned, whose head
             // the last checkpoint keeps.
             None => match checkpoints.last().map_err(err)? {
-                None => Head {
-                    seq: 0,
-                    hash: GENESIS_HASH.to_vec(),
-                },
+                None => (0, GENESIS_HASH.to_vec()),
                 Some((key, value)) => {
                     let cp = decode_checkpoint(&key, &value)?;
-                    Head {
-                        seq: cp.seq,
-                        hash: cp.hash,
-                    }
+                    (cp.seq, cp.hash)
                 }
             },
             Some((key, value)) => {
                 let record = decode_record(&key, &value)?;
-                Head {
-                    seq: record.seq,
-                    hash: record.hash,
-                }
+                (record.seq, record.hash)
             }
         };
+        let head = Head {
+            seq: head.0,
+            hash: head.1,
+            frontier: Frontier::default(),
+            tail: Tail::default(),
+        };
+        let nodes = db.open_tree(merkle::NODES).map_err(err)?;
+        let frontier = Frontier::load(merkle::stored_size(&nodes)?, &nodes)?;
+        let tail = Tail::load(&nodes)?;
         let log = AuditLog {
             by_event: db.open_tree("audit_by_event_id").map_err(err)?,
+            notes: db.open_tree(merkle::CHECKPOINTS).map_err(err)?,
+            aside: db.open_tree("audit_set_aside").map_err(err)?,
+            nodes,
             checkpoints,
             records,
             db: db.clone(),
-            head: Mutex::new(head),
+            head: Mutex::new(Head {
+                frontier,
+                tail,
+                ..head
+            }),
+            newest: Mutex::new(None),
             path: path.to_owned(),
         };
         log.repair_index()?;
         Ok(log)
     }
 
-    fn db_err(&self, e: impl std::fmt::Display) -> StoreError {
+    pub(super) fn db_err(&self, e: impl std::fmt::Display) -> StoreError {
         StoreError::Database {
             path: self.path.clone(),
             message: e.to_string(),
         }
     }
 
-    /// Appends the events not stored yet, chains them, and returns once durable.
+    /// Appends the events not stored yet, chains them, and returns once durable,
+    /// without signing a checkpoint (tests and tools; the service uses
+    /// [`AuditLog::append_many`]).
     pub fn append(&self, events: Vec<AuditEvent>, now_ms: u64) -> Result<Appended, StoreError> {
         let outcome = self.append_unflushed(events, now_ms)?;
         self.db.flush().map_err(|e| self.db_err(e))?;
@@ -120,40 +149,69 @@ impl AuditLog {
     }
 
     /// Appends several batches (from concurrent streams) with one flush for all:
-    /// group commit. Each batch gets its own outcome; all are durable on return.
-    /// `checkpoint` is offered the new head (sequence number, hash) and may return
-    /// a signed checkpoint to store under the same flush.
+    /// group commit. `sign` is offered the new tree (size, root) and returns the
+    /// checkpoint stored under the same flush; every batch's outcome carries it, so
+    /// nothing is acknowledged that a signed checkpoint does not cover. When no
+    /// record was added the newest checkpoint is returned again, unsigned anew.
     pub fn append_many(
         &self,
         batches: Vec<Vec<AuditEvent>>,
         now_ms: u64,
-        checkpoint: impl FnOnce(u64, &[u8]) -> Option<AuditCheckpoint>,
+        sign: impl FnOnce(u64, &[u8; 32]) -> Result<Checkpoint, String>,
     ) -> Vec<Result<Appended, StoreError>> {
         let mut outcomes: Vec<Result<Appended, StoreError>> = batches
             .into_iter()
             .map(|events| self.append_unflushed(events, now_ms))
             .collect();
-        let stored = match self.head() {
-            Ok((seq, hash)) => match checkpoint(seq, &hash) {
-                Some(cp) => self
-                    .checkpoints
-                    .insert(cp.seq.to_be_bytes(), cp.encode_to_vec())
-                    .map(drop)
-                    .map_err(|e| self.db_err(e)),
-                None => Ok(()),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = stored.and_then(|()| self.db.flush().map(drop).map_err(|e| self.db_err(e)))
-        {
-            let message = e.to_string();
-            for outcome in &mut outcomes {
-                if outcome.is_ok() {
-                    *outcome = Err(self.db_err(&message));
+        let signed = self.sign_head(sign).and_then(|cp| {
+            self.db.flush().map_err(|e| self.db_err(e))?;
+            Ok(cp)
+        });
+        match signed {
+            Ok(cp) => {
+                self.set_newest(cp.clone());
+                for outcome in outcomes.iter_mut().flatten() {
+                    outcome.checkpoint = Some(cp.clone());
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for outcome in &mut outcomes {
+                    if outcome.is_ok() {
+                        *outcome = Err(self.db_err(&message));
+                    }
                 }
             }
         }
         outcomes
+    }
+
+    /// Signs and stages the checkpoint of the current head, unless the newest one
+    /// already covers it.
+    fn sign_head(
+        &self,
+        sign: impl FnOnce(u64, &[u8; 32]) -> Result<Checkpoint, String>,
+    ) -> Result<Arc<Checkpoint>, StoreError> {
+        let (size, root) = {
+            let head = self.lock_head()?;
+            (head.seq, head.frontier.root())
+        };
+        if let Some(newest) = self.newest_checkpoint() {
+            if newest.size() == size {
+                return Ok(newest);
+            }
+        }
+        let cp = sign(size, &root).map_err(|e| self.db_err(e))?;
+        self.notes
+            .insert(size.to_be_bytes(), cp.note().as_bytes())
+            .map_err(|e| self.db_err(e))?;
+        Ok(Arc::new(cp))
+    }
+
+    pub(super) fn lock_head(&self) -> Result<std::sync::MutexGuard<'_, Head>, StoreError> {
+        self.head
+            .lock()
+            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))
     }
 
     fn append_unflushed(
@@ -161,10 +219,55 @@ impl AuditLog {
         events: Vec<AuditEvent>,
         now_ms: u64,
     ) -> Result<Appended, StoreError> {
-        let mut head = self
-            .head
-            .lock()
-            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        let mut head = self.lock_head()?;
+        if head.frontier.size() != head.seq {
+            return Err(self.db_err(format!(
+                "the Merkle tree holds {} records, the log {}; restart the control plane so that start-up brings them in step",
+                head.frontier.size(),
+                head.seq
+            )));
+        }
+        let fresh = self.fresh(events)?;
+        let duplicates = fresh.1;
+        let mut seq = head.seq;
+        let mut prev = head.hash.clone();
+        let mut frontier = head.frontier.clone();
+        let mut tail = head.tail.clone();
+        let mut tree = sled::Batch::default();
+        let mut rows = Vec::with_capacity(fresh.0.len());
+        for event in fresh.0 {
+            seq += 1;
+            let mut record = AuditRecord {
+                seq,
+                stored_unix_ms: now_ms,
+                event: Some(event),
+                prev_hash: prev,
+                hash: Vec::new(),
+            };
+            record.hash = record_hash(&record);
+            let stored = frontier.push(airlock_checkpoint::leaf_hash(&record.hash));
+            tail.stage(&mut tree, seq - 1, &stored)?;
+            prev = record.hash.clone();
+            rows.push(record);
+        }
+        tail.stage_partial(&mut tree);
+        self.commit(&rows, tree)?;
+        let stored = rows.len() as u32;
+        head.seq = seq;
+        head.hash = prev;
+        head.frontier = frontier;
+        head.tail = tail;
+        Ok(Appended {
+            stored,
+            duplicates,
+            last_seq: seq,
+            checkpoint: None,
+        })
+    }
+
+    /// The events whose id is not stored yet (nor repeated in the batch), and how
+    /// many were duplicates.
+    fn fresh(&self, events: Vec<AuditEvent>) -> Result<(Vec<AuditEvent>, u32), StoreError> {
         let mut seen = HashSet::with_capacity(events.len());
         let mut fresh = Vec::with_capacity(events.len());
         let mut duplicates = 0;
@@ -179,39 +282,15 @@ impl AuditLog {
                 fresh.push(event);
             }
         }
-        let mut seq = head.seq;
-        let mut prev = head.hash.clone();
-        let mut rows = Vec::with_capacity(fresh.len());
-        for event in fresh {
-            seq += 1;
-            let mut record = AuditRecord {
-                seq,
-                stored_unix_ms: now_ms,
-                event: Some(event),
-                prev_hash: prev,
-                hash: Vec::new(),
-            };
-            record.hash = record_hash(&record);
-            prev = record.hash.clone();
-            rows.push(record);
-        }
-        self.commit(&rows)?;
-        let stored = rows.len() as u32;
-        head.seq = seq;
-        head.hash = prev;
-        Ok(Appended {
-            stored,
-            duplicates,
-            last_seq: seq,
-        })
+        Ok((fresh, duplicates))
     }
 
-    /// Writes the records, then their event-id index, each as one atomic batch
-    /// (a multi-tree transaction costs more than the whole append). A crash
-    /// between the two leaves records without index entries at the tail of the log;
-    /// [`AuditLog::open`] repairs exactly that before the first append, so a resend
-    /// can never store an event twice.
-    fn commit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+    /// Writes the records, their event-id index, then their tree hashes, each as
+    /// one atomic batch (a multi-tree transaction costs more than the whole
+    /// append). A crash between them leaves records without index entries or
+    /// tree hashes at the tail of the log, which no checkpoint covers: start-up
+    /// re-indexes the former and sets aside records no checkpoint covers.
+    fn commit(&self, rows: &[AuditRecord], tree: sled::Batch) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -229,7 +308,10 @@ impl AuditLog {
         self.records
             .apply_batch(records)
             .map_err(|e| self.db_err(e))?;
-        self.by_event.apply_batch(index).map_err(|e| self.db_err(e))
+        self.by_event
+            .apply_batch(index)
+            .map_err(|e| self.db_err(e))?;
+        self.nodes.apply_batch(tree).map_err(|e| self.db_err(e))
     }
 
     /// Re-indexes the records at the tail of the log whose event id is missing
@@ -264,10 +346,7 @@ impl AuditLog {
 
     /// The chain's head: last sequence number and its hash.
     pub fn head(&self) -> Result<(u64, Vec<u8>), StoreError> {
-        let head = self
-            .head
-            .lock()
-            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        let head = self.lock_head()?;
         Ok((head.seq, head.hash.clone()))
     }
 
@@ -338,10 +417,7 @@ impl AuditLog {
         now_ms: u64,
         sign: impl FnOnce(&mut AuditCheckpoint),
     ) -> Result<u64, StoreError> {
-        let _head = self
-            .head
-            .lock()
-            .map_err(|_| self.db_err("the audit log lock is poisoned; restart"))?;
+        let _head = self.lock_head()?;
         let mut old = Vec::new();
         let mut last: Option<AuditRecord> = None;
         let newest = self.records.last().map_err(|e| self.db_err(e))?;
@@ -400,14 +476,14 @@ pub fn key_seq(key: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-fn decode_checkpoint(key: &[u8], value: &[u8]) -> Result<AuditCheckpoint, StoreError> {
+pub(super) fn decode_checkpoint(key: &[u8], value: &[u8]) -> Result<AuditCheckpoint, StoreError> {
     AuditCheckpoint::decode(value).map_err(|e| StoreError::Corrupt {
         key: format!("checkpoints/{}", key_seq(key)),
         message: e.to_string(),
     })
 }
 
-fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
+pub(super) fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
     AuditRecord::decode(value).map_err(|e| StoreError::Corrupt {
         key: format!("audit/{}", key_seq(key)),
         message: e.to_string(),
@@ -415,88 +491,5 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<AuditRecord, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(id: &str) -> AuditEvent {
-        AuditEvent {
-            event_id: id.to_owned(),
-            payload_json: format!("{{\"id\":\"{id}\"}}"),
-            ..AuditEvent::default()
-        }
-    }
-
-    #[test]
-    fn resent_events_are_stored_once_and_the_chain_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().display().to_string();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            let log = AuditLog::open(&db, &path).unwrap();
-            let first = log
-                .append(vec![event("a"), event("b"), event("a")], 1)
-                .unwrap();
-            assert_eq!((first.stored, first.duplicates, first.last_seq), (2, 1, 2));
-            let again = log.append(vec![event("b"), event("c")], 2).unwrap();
-            assert_eq!((again.stored, again.duplicates, again.last_seq), (1, 1, 3));
-        }
-        let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::open(&db, &path).unwrap();
-        assert_eq!(log.head().unwrap().0, 3);
-        let records = log.records_after(0, 10).unwrap();
-        assert_eq!(records[0].prev_hash, GENESIS_HASH.to_vec());
-        for pair in records.windows(2) {
-            assert_eq!(pair[1].prev_hash, pair[0].hash);
-            assert_eq!(record_hash(&pair[1]), pair[1].hash);
-        }
-        let next = log.append(vec![event("d")], 3).unwrap();
-        assert_eq!(next.last_seq, 4);
-        assert_eq!(
-            log.records_after(3, 10).unwrap()[0].prev_hash,
-            records[2].hash
-        );
-    }
-
-    #[test]
-    fn pruning_keeps_the_newest_record_and_a_checkpoint_of_the_range() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::open(&db, "test").unwrap();
-        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
-            log.append(vec![event(id)], 10 + i as u64).unwrap();
-        }
-        // Everything is old: all but the newest go.
-        let pruned = log
-            .prune_before(1_000, 1_000, |cp| cp.signature = vec![1])
-            .unwrap();
-        assert_eq!(pruned, 3);
-        let cp = log.last_checkpoint().unwrap().unwrap();
-        assert_eq!((cp.first_pruned_seq, cp.seq), (1, 3));
-        let left = log.records_after(0, 10).unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].prev_hash, cp.hash);
-        assert_eq!(log.prune_before(1_000, 1_000, |_| {}).unwrap(), 0);
-        drop(log);
-        // The head survives a reopen even when only the checkpoint remembers it.
-        let log = AuditLog::open(&db, "test").unwrap();
-        assert_eq!(log.head().unwrap().0, 4);
-    }
-
-    #[test]
-    fn records_left_unindexed_by_a_crash_are_reindexed_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        {
-            let log = AuditLog::open(&db, "test").unwrap();
-            log.append(vec![event("a"), event("b")], 1).unwrap();
-        }
-        // As if the process died between the records batch and the index batch.
-        db.open_tree("audit_by_event_id")
-            .unwrap()
-            .remove("b")
-            .unwrap();
-        let log = AuditLog::open(&db, "test").unwrap();
-        let again = log.append(vec![event("b")], 2).unwrap();
-        assert_eq!((again.stored, again.duplicates), (0, 1));
-    }
-}
+#[path = "audit_test.rs"]
+mod tests;

@@ -6,10 +6,13 @@
 
 mod approval;
 mod audit;
+mod audit_checkpoints;
+mod merkle;
 mod sled;
 
 pub use self::approval::{grant_key, ApprovalRecord, ApprovalState, Mode, Review, Verdict};
 pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
+pub use self::merkle::Frontier;
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +67,16 @@ pub struct NodeRecord {
     /// Why that engine.
     #[serde(default)]
     pub engine_reason: String,
+    /// Whether it trusts the audit log: `airlock.v1.AuditTrust` as a number
+    /// (0: not reported).
+    #[serde(default)]
+    pub audit_trust: i32,
+    /// The tree size of the newest checkpoint it holds.
+    #[serde(default)]
+    pub audit_checkpoint_size: u64,
+    /// Why it refused the audit log, empty otherwise.
+    #[serde(default)]
+    pub audit_problem: String,
 }
 
 /// What [`Store::insert_bundle`] did.

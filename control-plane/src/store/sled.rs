@@ -242,6 +242,9 @@ mod tests {
             reported_by: "proxy".into(),
             engine: "interpreter".into(),
             engine_reason: "no proof".into(),
+            audit_trust: 1,
+            audit_checkpoint_size: 7,
+            audit_problem: String::new(),
         }
     }
 

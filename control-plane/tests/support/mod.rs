@@ -34,22 +34,26 @@ pub struct Plane {
     task: Option<JoinHandle<()>>,
 }
 
-pub fn config(data_dir: &Path, key: &SigningKey) -> ControlPlaneConfig {
+/// The configuration of a control plane whose files live under `dir`: the data in
+/// `dir/data`, the audit signing key beside it (never inside the data directory).
+pub fn config(dir: &Path, key: &SigningKey) -> ControlPlaneConfig {
     let tokens = TOKENS
         .iter()
         .map(|(name, token, role)| TokenEntry::from_plain(name, token, &[*role]))
         .collect();
-    ControlPlaneConfig::new(
+    let mut config = ControlPlaneConfig::new(
         "127.0.0.1:0".parse().unwrap(),
-        data_dir.to_path_buf(),
+        dir.join("data"),
         vec![key.public_key()],
         tokens,
-    )
+    );
+    config.audit.signing_key = Some(dir.join("audit-signing.key"));
+    config
 }
 
 impl Plane {
-    pub async fn start(data_dir: &Path, key: &SigningKey) -> Plane {
-        Self::start_with(config(data_dir, key)).await
+    pub async fn start(dir: &Path, key: &SigningKey) -> Plane {
+        Self::start_with(config(dir, key)).await
     }
 
     pub async fn start_with(config: ControlPlaneConfig) -> Plane {

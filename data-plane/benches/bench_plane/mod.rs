@@ -10,18 +10,20 @@ pub const NODE_TOKEN: &str = "bench-node-token";
 /// The admin's token (publish, activate).
 pub const ADMIN_TOKEN: &str = "bench-admin-token";
 
-/// A control plane on a free port with `data_dir`, trusting `key`'s bundles.
-pub async fn control_plane(data_dir: &Path, key: &SigningKey) -> ControlPlane {
+/// A control plane on a free port with its data in `dir/data` and its audit key
+/// beside it, trusting `key`'s bundles.
+pub async fn control_plane(dir: &Path, key: &SigningKey) -> ControlPlane {
     let tokens = vec![
         TokenEntry::from_plain("fleet", NODE_TOKEN, &[Role::Node]),
         TokenEntry::from_plain("ops", ADMIN_TOKEN, &[Role::Admin]),
     ];
-    let config = ControlPlaneConfig::new(
+    let mut config = ControlPlaneConfig::new(
         "127.0.0.1:0".parse().unwrap(),
-        data_dir.to_path_buf(),
+        dir.join("data"),
         vec![key.public_key()],
         tokens,
     );
+    config.audit.signing_key = Some(dir.join("audit-signing.key"));
     ControlPlane::start(config).await.unwrap()
 }
 

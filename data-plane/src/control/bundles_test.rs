@@ -36,6 +36,7 @@ fn follower(key: &SigningKey, cache: Option<PathBuf>) -> BundleFollower {
         node_id: "unit".into(),
         bundle_keys: vec![key.public_key()],
         bundle_cache_dir: None,
+        checkpoint_file: None,
         heartbeat: Duration::from_secs(10),
     };
     let link = ControlPlaneLink::new(&config).unwrap();

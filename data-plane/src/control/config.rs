@@ -9,6 +9,7 @@
 //! node_id = "proxy-a"                       # optional; default: hostname + random suffix
 //! bundle_public_keys = ["keys/bundle.pub"]  # from `airlock bundle keygen`
 //! bundle_cache_dir = "cache"                # optional: start from the last good bundle
+//! audit_checkpoint_file = "cache/audit-checkpoint"  # optional; default: in bundle_cache_dir
 //! heartbeat_s = 10
 //! ```
 
@@ -31,6 +32,7 @@ pub(crate) struct RawControlPlane {
     #[serde(default)]
     bundle_public_keys: Vec<PathBuf>,
     bundle_cache_dir: Option<PathBuf>,
+    audit_checkpoint_file: Option<PathBuf>,
     #[serde(default = "default_heartbeat_s")]
     heartbeat_s: u64,
 }
@@ -54,6 +56,11 @@ pub struct ControlPlaneConfig {
     pub bundle_keys: Vec<PublicKey>,
     /// Where the last good bundle archive is kept, if anywhere.
     pub bundle_cache_dir: Option<PathBuf>,
+    /// Where the newest audit checkpoint the control plane gave this node is kept
+    /// (`audit_checkpoint_file`, default `<bundle_cache_dir>/audit-checkpoint`);
+    /// without either it is kept in memory only, and a restarted node trusts the
+    /// log it finds.
+    pub checkpoint_file: Option<PathBuf>,
     /// How often the node reports its status when nothing changes.
     pub heartbeat: Duration,
 }
@@ -136,6 +143,11 @@ impl Validator<'_> {
             node_id,
             bundle_keys,
             bundle_cache_dir: raw.bundle_cache_dir.as_deref().map(|p| self.anchor(p)),
+            checkpoint_file: match (&raw.audit_checkpoint_file, &raw.bundle_cache_dir) {
+                (Some(file), _) => Some(self.anchor(file)),
+                (None, Some(dir)) => Some(self.anchor(dir).join(crate::record::CHECKPOINT_FILE)),
+                (None, None) => None,
+            },
             heartbeat: Duration::from_secs(raw.heartbeat_s),
         })
     }

@@ -4,7 +4,8 @@
 //!
 //! With `[control_plane]` configured, [`start`] loads the cached bundle (if any),
 //! then spawns two tasks: the bundle follower (watch → verify → compile → swap) and
-//! the node reporter (status on change and as a heartbeat). Both retry with a
+//! the node reporter (status on change and as a heartbeat, with the audit log's
+//! trust as the record stage judged it). Both retry with a
 //! jittered, capped backoff and never hold a lock across an await.
 
 pub(crate) mod approvals;
@@ -42,6 +43,37 @@ pub struct ControlPlaneLink {
     node_id: Arc<str>,
     /// Whether the bundle stream is up (the proxy's view of the control plane).
     status: Arc<watch::Sender<LinkStatus>>,
+    /// Whether the control plane's audit log extends this node's newest checkpoint.
+    audit: Arc<watch::Sender<AuditLogStatus>>,
+    /// Where that checkpoint is kept (`audit_checkpoint_file`).
+    checkpoint_file: Option<std::path::PathBuf>,
+}
+
+/// Whether a node trusts the control plane's audit log, as `/readyz` and
+/// `airlock nodes list` show it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditTrust {
+    /// Not checked yet (nothing shipped since start).
+    #[default]
+    Unchecked,
+    /// The log extends the newest checkpoint this node holds.
+    Verified,
+    /// It does not (rolled back, forked, another key): nothing is shipped to it.
+    Refused,
+}
+
+/// The node's view of the control plane's audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditLogStatus {
+    /// Verified, refused, or unchecked.
+    pub trust: AuditTrust,
+    /// The tree size of the newest checkpoint this node holds.
+    pub checkpoint_size: u64,
+    /// Why the log was refused.
+    pub problem: Option<String>,
+    /// When `trust` last changed (Unix ms).
+    pub since_unix_ms: u64,
 }
 
 /// The state of a node's link to the control plane, as `/readyz` shows it.
@@ -107,7 +139,40 @@ impl ControlPlaneLink {
             authorization,
             node_id: Arc::from(config.node_id.as_str()),
             status: Arc::new(watch::channel(LinkStatus::default()).0),
+            audit: Arc::new(watch::channel(AuditLogStatus::default()).0),
+            checkpoint_file: config.checkpoint_file.clone(),
         })
+    }
+
+    /// What this node thinks of the control plane's audit log.
+    pub fn audit_status(&self) -> AuditLogStatus {
+        self.audit.borrow().clone()
+    }
+
+    /// A receiver of every change of [`ControlPlaneLink::audit_status`].
+    pub fn audit_status_changes(&self) -> watch::Receiver<AuditLogStatus> {
+        self.audit.subscribe()
+    }
+
+    /// Records the outcome of the latest check of the audit log.
+    pub(crate) fn set_audit_status(&self, trust: AuditTrust, size: u64, problem: Option<String>) {
+        self.audit.send_if_modified(|status| {
+            if status.trust != trust {
+                status.since_unix_ms = crate::record::unix_ms();
+            }
+            let changed = status.trust != trust
+                || status.checkpoint_size != size
+                || status.problem != problem;
+            status.trust = trust;
+            status.checkpoint_size = size;
+            status.problem = problem;
+            changed
+        });
+    }
+
+    /// Where the newest audit checkpoint is kept, if anywhere.
+    pub fn checkpoint_file(&self) -> Option<&std::path::Path> {
+        self.checkpoint_file.as_deref()
     }
 
     /// The link's current state.

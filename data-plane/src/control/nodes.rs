@@ -1,11 +1,12 @@
 //! The node reporter: tells the control plane what this node serves (node id,
-//! version, active revision, last error) on every change and as a heartbeat.
+//! version, active revision, last error) and whether it trusts the audit log, on
+//! every change and as a heartbeat.
 
 use super::backoff::Backoff;
 use super::bundles::NodeState;
-use super::ControlPlaneLink;
+use super::{AuditLogStatus, AuditTrust, ControlPlaneLink};
 use airlock_proto::v1::node_service_client::NodeServiceClient;
-use airlock_proto::v1::NodeServiceReportRequest;
+use airlock_proto::v1::{self as api, NodeServiceReportRequest};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 pub struct NodeReporter {
     link: ControlPlaneLink,
     state: watch::Receiver<NodeState>,
+    audit: watch::Receiver<AuditLogStatus>,
     heartbeat: Duration,
 }
 
@@ -25,6 +27,7 @@ impl NodeReporter {
         heartbeat: Duration,
     ) -> NodeReporter {
         NodeReporter {
+            audit: link.audit_status_changes(),
             link,
             state,
             heartbeat,
@@ -40,7 +43,8 @@ impl NodeReporter {
         let mut failing: Option<String> = None;
         loop {
             let state = self.state.borrow_and_update().clone();
-            let wait = match self.report(&mut client, state).await {
+            let audit = self.audit.borrow_and_update().clone();
+            let wait = match self.report(&mut client, state, audit).await {
                 Ok(()) => {
                     if failing.take().is_some() {
                         tracing::info!("node status reported again");
@@ -58,6 +62,7 @@ impl NodeReporter {
             };
             tokio::select! {
                 changed = self.state.changed() => if changed.is_err() { return },
+                changed = self.audit.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -67,6 +72,7 @@ impl NodeReporter {
         &self,
         client: &mut NodeServiceClient<tonic::transport::Channel>,
         state: NodeState,
+        audit: AuditLogStatus,
     ) -> Result<(), String> {
         let request = self
             .link
@@ -83,11 +89,26 @@ impl NodeReporter {
                     .map(|e| e.backend.as_str().to_owned())
                     .unwrap_or_default(),
                 engine_reason: state.engine.map(|e| e.reason).unwrap_or_default(),
+                audit: Some(to_proto(&audit)),
             }));
         client
             .report(request)
             .await
             .map(|_| ())
             .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
+    }
+}
+
+/// The border: the audit status becomes its protobuf message.
+fn to_proto(status: &AuditLogStatus) -> api::NodeAuditStatus {
+    let trust = match status.trust {
+        AuditTrust::Unchecked => api::AuditTrust::Unspecified,
+        AuditTrust::Verified => api::AuditTrust::Verified,
+        AuditTrust::Refused => api::AuditTrust::Refused,
+    };
+    api::NodeAuditStatus {
+        trust: trust.into(),
+        checkpoint_size: status.checkpoint_size,
+        problem: status.problem.clone().unwrap_or_default(),
     }
 }

@@ -8,8 +8,11 @@
 //! `AUDIT_UNAVAILABLE` (fail closed) unless `[audit] on_full = "allow"`.
 
 mod backlog;
+mod checkpoint;
 mod file;
 mod ship;
+
+pub use checkpoint::CHECKPOINT_FILE;
 
 use crate::config::{AuditConfig, OnFull};
 use crate::control::ControlPlaneLink;
@@ -153,7 +156,8 @@ impl Recorder {
         let (node_id, backlog) = match (link, &config.file) {
             (Some(link), _) => {
                 let node = link.node_id().to_owned();
-                tokio::spawn(ship::ship(link, Arc::clone(&backlog)));
+                let keeper = checkpoint::CheckpointKeeper::start(link.clone())?;
+                tokio::spawn(ship::ship(link, Arc::clone(&backlog), keeper));
                 (node, Some(backlog))
             }
             (None, Some(path)) => {
