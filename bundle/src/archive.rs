@@ -104,6 +104,7 @@ pub fn build_from_dir_with(
     let engines = airlock_policy::proof::prove(&content, &options.proof)
         .unwrap_or_else(|err| ProofReport::not_proved(format!("the proof could not run: {err}")));
     manifest.set_engine_proof(engines.proof.as_ref());
+    manifest.set_reviewer_groups(&engines.reviewer_groups);
     archive
         .files
         .insert(MANIFEST.to_owned(), manifest.to_bytes());

@@ -39,6 +39,29 @@ impl Manifest {
 
     /// Sets (or, with `None`, removes) `metadata.airlock.engine_proof`.
     pub fn set_engine_proof(&mut self, proof: Option<&airlock_policy::proof::EngineProof>) {
+        self.set_airlock(
+            "engine_proof",
+            proof.and_then(|p| serde_json::to_value(p).ok()),
+        );
+    }
+
+    /// The reviewer groups the bundle's decisions ask for
+    /// (`metadata.airlock.reviewer_groups`), as the build found them.
+    pub fn reviewer_groups(&self) -> Vec<String> {
+        self.metadata
+            .get("airlock")
+            .and_then(|a| a.get("reviewer_groups"))
+            .and_then(|g| serde_json::from_value(g.clone()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Sets `metadata.airlock.reviewer_groups` (removed when empty).
+    pub fn set_reviewer_groups(&mut self, groups: &std::collections::BTreeSet<String>) {
+        let value = (!groups.is_empty()).then(|| serde_json::json!(groups));
+        self.set_airlock("reviewer_groups", value);
+    }
+
+    fn set_airlock(&mut self, key: &str, value: Option<serde_json::Value>) {
         let airlock = self
             .metadata
             .entry("airlock")
@@ -47,12 +70,12 @@ impl Manifest {
             *airlock = serde_json::Value::Object(serde_json::Map::new());
         }
         if let serde_json::Value::Object(map) = airlock {
-            match proof.and_then(|p| serde_json::to_value(p).ok()) {
+            match value {
                 Some(value) => {
-                    map.insert("engine_proof".to_owned(), value);
+                    map.insert(key.to_owned(), value);
                 }
                 None => {
-                    map.remove("engine_proof");
+                    map.remove(key);
                 }
             }
             if map.is_empty() {

@@ -244,6 +244,21 @@ impl Authenticator {
         Authenticator { by_hash }
     }
 
+    /// How many reviewers (tokens with the reviewer role) belong to each group.
+    pub fn reviewers_by_group(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for caller in self
+            .by_hash
+            .values()
+            .filter(|c| c.roles.contains(&Role::Reviewer))
+        {
+            for group in &caller.groups {
+                *counts.entry(group.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Authenticates the request's bearer token and checks that its roles allow `rpc`.
     pub fn authorize(&self, metadata: &MetadataMap, rpc: Rpc) -> Result<Caller, ControlPlaneError> {
         let caller = self.authenticate(metadata)?;

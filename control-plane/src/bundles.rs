@@ -67,10 +67,12 @@ impl Bundles {
         let verifier = self.verifier.clone();
         let store = self.store.clone();
         let archive = req.archive;
+        let reviewers = self.auth.reviewers_by_group();
         let record = blocking(move || {
             let verified = verifier.verify(&archive)?;
             let tests_passed = check_policy(&verified)?;
             let engine = airlock_policy::proof::choose(&verified.bundle);
+            let warnings = reviewer_warnings(&verified.manifest.reviewer_groups(), &reviewers);
             let record = BundleRecord {
                 revision: verified.manifest.revision.clone(),
                 digest: verified.digest.clone(),
@@ -84,22 +86,30 @@ impl Bundles {
                 engine_reason: engine.reason,
             };
             match store.insert_bundle(&record, &archive)? {
-                Insert::Stored => Ok(record),
+                Insert::Stored => Ok((record, warnings)),
                 // Re-publishing the same archive is harmless (a retried push).
-                Insert::Exists(existing) if existing.digest == record.digest => Ok(existing),
+                Insert::Exists(existing) if existing.digest == record.digest => {
+                    Ok((existing, warnings))
+                }
                 Insert::Exists(_) => Err(ControlPlaneError::RevisionExists {
                     revision: record.revision,
                 }),
             }
         })
         .await?;
+        let (record, warnings) = record;
+        for warning in &warnings {
+            tracing::warn!(revision = %record.revision, "{warning}");
+        }
         tracing::Span::current().record("revision", record.revision.as_str());
         tracing::info!(revision = %record.revision, by = %record.published_by, "bundle published");
         if !req.no_activate {
             self.activate(&record.revision).await?;
         }
         let active = self.active_revision().as_deref() == Some(record.revision.as_str());
-        Ok(summary(&record, active))
+        let mut summary = summary(&record, active);
+        summary.warnings = warnings;
+        Ok(summary)
     }
 
     /// Makes `revision` active and delivers it to every watcher. Returns the record
@@ -296,6 +306,23 @@ impl api::bundle_service_server::BundleService for Bundles {
     }
 }
 
+/// A warning per reviewer group the bundle asks for that has no reviewer here: calls
+/// held for it could never be approved (they would expire).
+fn reviewer_warnings(
+    groups: &[String],
+    reviewers: &std::collections::HashMap<String, usize>,
+) -> Vec<String> {
+    groups
+        .iter()
+        .filter(|g| !reviewers.contains_key(*g))
+        .map(|g| {
+            format!(
+                "reviewer group `{g}` has no member on this control plane: calls the policy holds for it can never be approved; give a reviewer token the group (`groups = [\"{g}\"]`)"
+            )
+        })
+        .collect()
+}
+
 /// Compiles the decision program and runs the bundle's own Rego tests; returns how
 /// many passed. Either failure names the file (and line).
 fn check_policy(verified: &VerifiedBundle) -> Result<u32, ControlPlaneError> {
@@ -356,6 +383,7 @@ fn summary(record: &BundleRecord, active: bool) -> api::BundleSummary {
         size_bytes: record.size_bytes,
         engine: record.engine.clone(),
         engine_reason: record.engine_reason.clone(),
+        warnings: Vec::new(),
     }
 }
 
@@ -375,4 +403,20 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reviewer_group_without_a_member_is_named() {
+        let reviewers = [("dba".to_owned(), 2)].into_iter().collect();
+        let warnings = reviewer_warnings(&["dba".to_owned(), "security".to_owned()], &reviewers);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("`security` has no member"),
+            "{warnings:?}"
+        );
+    }
 }

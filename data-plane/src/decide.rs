@@ -254,6 +254,7 @@ mod tests {
             decision,
             revision: Some("rev-1".into()),
             elapsed: Duration::ZERO,
+            explanation: None,
         }
     }
 

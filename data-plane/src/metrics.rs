@@ -142,6 +142,7 @@ mod tests {
             decision: Decision::deny("r", "m"),
             revision: None,
             elapsed: Duration::from_micros(300),
+            explanation: None,
         };
         metrics.decided(Direction::ClientToServer, &evaluation);
         let text = metrics.render(7, 0, 3);

@@ -40,7 +40,8 @@ pub use analysis::ConflictRisk;
 pub use bundle::{default_revision, Bundle, Module};
 pub use decision::*;
 pub use engine::{
-    Backend, CompiledPolicy, EngineChoice, DECISION_RULE, DEFAULT_EVAL_TIMEOUT, ERROR, TIMEOUT,
+    Backend, CompiledPolicy, EngineChoice, DECISION_RULE, DEFAULT_EVAL_TIMEOUT, ERROR, EXPLAIN_KEY,
+    TIMEOUT,
 };
 pub use error::PolicyError;
 pub use input::*;

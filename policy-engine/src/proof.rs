@@ -126,6 +126,9 @@ pub struct ProofReport {
     pub recorded: usize,
     /// The first disagreements found.
     pub disagreements: Vec<Disagreement>,
+    /// The reviewer groups the bundle's decisions asked for (on the tests' inputs
+    /// and the generated ones): who must exist for its held calls to be approved.
+    pub reviewer_groups: std::collections::BTreeSet<String>,
     /// How long proving took.
     #[serde(skip)]
     pub elapsed: Duration,
@@ -141,6 +144,7 @@ impl ProofReport {
             generated: 0,
             recorded: 0,
             disagreements: Vec::new(),
+            reviewer_groups: std::collections::BTreeSet::new(),
             elapsed: Duration::ZERO,
         }
     }
@@ -293,6 +297,17 @@ pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, Pol
     let parsed = analysis::parse_bundle(bundle, true)?;
     let mut report = ProofReport::not_proved(String::new());
     report.interpreter_only = None;
+    let tests = testing::run_tests_with(bundle, &TestOptions::default())?;
+    let generated = corpus(bundle, &parsed, options.generated, options.seed);
+    report.reviewer_groups = reviewer_groups(
+        bundle,
+        tests.decided_inputs.iter().cloned().chain(
+            generated
+                .iter()
+                .take(RULE_PROBE_INPUTS)
+                .map(|i| Value::from(i.clone())),
+        ),
+    );
     let pair = match EnginePair::for_bundle(bundle, &parsed) {
         Ok(pair) => pair,
         Err(why) => {
@@ -301,12 +316,10 @@ pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, Pol
             return Ok(report);
         }
     };
-    let tests = testing::run_tests_with(bundle, &TestOptions::default())?;
     report.test_decisions = tests.engines.decisions;
     report
         .disagreements
         .extend(tests.results.iter().filter_map(|r| r.disagreement.clone()));
-    let generated = corpus(bundle, &parsed, options.generated, options.seed);
     report.generated = generated.len();
     report.recorded = options.recorded.len();
     let replay = options.recorded.iter().chain(generated.iter());
@@ -339,6 +352,55 @@ pub fn prove(bundle: &Bundle, options: &ProofOptions) -> Result<ProofReport, Pol
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The reviewer groups `bundle`'s decisions ask for, on the inputs its Rego tests
+/// decide and a small generated corpus (what `airlock dev` creates reviewers for).
+pub fn reviewer_groups_of(
+    bundle: &Bundle,
+) -> Result<std::collections::BTreeSet<String>, PolicyError> {
+    let parsed = analysis::parse_bundle(bundle, false)?;
+    let tests = testing::run_tests_with(
+        bundle,
+        &TestOptions {
+            compare_engines: false,
+            ..TestOptions::default()
+        },
+    )?;
+    let generated = corpus(
+        bundle,
+        &parsed,
+        RULE_PROBE_INPUTS,
+        ProofOptions::default().seed,
+    );
+    Ok(reviewer_groups(
+        bundle,
+        tests
+            .decided_inputs
+            .into_iter()
+            .chain(generated.into_iter().map(Value::from)),
+    ))
+}
+
+/// The reviewer groups `bundle`'s decisions ask for on `inputs` (interpreter).
+fn reviewer_groups(
+    bundle: &Bundle,
+    inputs: impl Iterator<Item = Value>,
+) -> std::collections::BTreeSet<String> {
+    let Ok(mut policy) = CompiledPolicy::compile_with(bundle, Backend::Interpreter) else {
+        return Default::default();
+    };
+    policy.set_eval_timeout(COMPARE_TIMEOUT);
+    let mut groups = std::collections::BTreeSet::new();
+    for input in inputs {
+        if let Ok(value) = policy.raw_value(input) {
+            let decision = crate::engine::to_decision(&value);
+            if let Some(approval) = decision.approval {
+                groups.extend(approval.reviewers);
+            }
+        }
+    }
+    groups
 }
 
 /// The inputs a proof of `bundle` replays with this seed (generated from its data,

@@ -25,6 +25,9 @@ pub struct Evaluation {
     pub revision: Option<String>,
     /// Wall-clock time of the evaluation.
     pub elapsed: Duration,
+    /// Which rules made the decision, when the bundle opts in
+    /// (`data.airlock_explain: true`; see [`crate::explain`]).
+    pub explanation: Option<serde_json::Value>,
 }
 
 impl PolicyStore {
@@ -77,13 +80,16 @@ impl PolicyStore {
                 ),
                 revision: None,
                 elapsed: started.elapsed(),
+                explanation: None,
             };
         };
         let decision = policy.decide(input);
+        let elapsed = started.elapsed();
         Evaluation {
             decision,
             revision: Some(policy.revision().to_owned()),
-            elapsed: started.elapsed(),
+            elapsed,
+            explanation: policy.explain(input),
         }
     }
 }

@@ -297,3 +297,10 @@ proptest! {
         prop_assert!(!fast.reasons.iter().any(|r| r.starts_with("policy.")), "{:?}", fast);
     }
 }
+
+#[test]
+fn the_proof_names_the_reviewer_groups_the_bundle_asks_for() {
+    let report = airlock_policy::proof::prove(&bundle(), &Default::default()).unwrap();
+    let groups: Vec<&str> = report.reviewer_groups.iter().map(String::as_str).collect();
+    assert_eq!(groups, ["dba", "security"]);
+}

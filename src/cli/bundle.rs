@@ -250,6 +250,9 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             bundle.revision, bundle.tests_passed, bundle.key_id
         );
         println!("engine: {} ({})", bundle.engine, bundle.engine_reason);
+        for warning in &bundle.warnings {
+            println!("warning: {warning}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -337,6 +340,6 @@ fn summary_json(b: &api::BundleSummary) -> serde_json::Value {
         "revision": b.revision, "digest": b.digest, "active": b.active,
         "published_unix_ms": b.published_unix_ms, "published_by": b.published_by,
         "roots": b.roots, "key_id": b.key_id, "tests_passed": b.tests_passed, "size_bytes": b.size_bytes,
-        "engine": b.engine, "engine_reason": b.engine_reason,
+        "engine": b.engine, "engine_reason": b.engine_reason, "warnings": b.warnings,
     })
 }

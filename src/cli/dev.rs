@@ -49,6 +49,8 @@ pub(super) struct DevSecrets {
     upstream_token: String,
     /// Control-plane token of the operator (admin + reviewer), for the CLI.
     pub(super) operator_token: String,
+    /// A second reviewer in the same groups, for rules that need two people.
+    pub(super) second_reviewer_token: String,
     /// Control-plane token of the proxy (node).
     pub(super) node_token: String,
 }
@@ -60,6 +62,7 @@ impl DevSecrets {
             readonly_key: format!("ak_readonly_{}", random_hex(16)),
             upstream_token: format!("upstream_{}", random_hex(16)),
             operator_token: format!("cp_operator_{}", random_hex(16)),
+            second_reviewer_token: format!("cp_reviewer_{}", random_hex(16)),
             node_token: format!("cp_node_{}", random_hex(16)),
         }
     }
@@ -93,7 +96,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     let secrets = DevSecrets::generate();
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let plane = super::dev_control::start(&data_dir, args.control_plane_port, &secrets).await?;
+    // Reviewers for every group the policies' decisions ask for, two of each, so a
+    // two-approver rule can be tried locally.
+    let groups = super::dev_control::reviewer_groups(&policies)?;
+    let plane =
+        super::dev_control::start(&data_dir, args.control_plane_port, &secrets, &groups).await?;
     let revision = plane.publish_policies(&policies).await?;
     let reviewer_page = plane.ui_url();
     let link = super::dev_control::Link {
@@ -134,6 +141,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         config_path: &config_path,
         log_path: (!args.log_stderr).then_some(log_path.as_path()),
         secrets: &secrets,
+        groups: &groups,
     });
 
     crate::cli::shutdown_signal().await;
@@ -332,6 +340,7 @@ struct Instructions<'a> {
     config_path: &'a Path,
     log_path: Option<&'a Path>,
     secrets: &'a DevSecrets,
+    groups: &'a [String],
 }
 
 fn print_instructions(i: &Instructions<'_>) {
@@ -397,6 +406,9 @@ Approve a held call (run the UPDATE curl above: it waits, printing keep-alives):
   airlock approvals approve ID --reason "checked the row"
   airlock approvals deny ID --reason "not now"
 or in the browser: {reviewer_page} (sign in with the AIRLOCK_TOKEN above)
+Rules that need two people (several statements, or a DELETE without WHERE, on
+prod): a second reviewer, in the same groups ({groups}):
+  AIRLOCK_TOKEN={second_reviewer} airlock approvals approve ID --reason "second pair of eyes"
 
 Data directory: {data_dir}
 Press Ctrl-C to stop.
@@ -409,6 +421,8 @@ Press Ctrl-C to stop.
         revision = i.revision,
         control_plane = i.control_plane,
         operator_token = i.secrets.operator_token,
+        second_reviewer = i.secrets.second_reviewer_token,
+        groups = i.groups.join(", "),
         reviewer_page = i.reviewer_page,
         signing_key = i.signing_key.display(),
         data_dir = i.data_dir.display(),

@@ -73,19 +73,27 @@ pub(super) async fn start(
     data_dir: &Path,
     port: u16,
     secrets: &DevSecrets,
+    groups: &[String],
 ) -> anyhow::Result<DevControlPlane> {
     let (signing_key, public_key) = signing_key(data_dir)?;
     let key = SigningKey::from_file(&signing_key)?;
     let trusted = PublicKey::from_file(&public_key)?;
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
     let tokens = vec![
-        // Approvals: the operator reviews the demo's held calls (writes on prod wait
-        // for `dba`, unknown tools for `security`).
+        // Approvals: the operator reviews the held calls, in every group the
+        // policies ask for; a second reviewer makes two-approver rules possible.
         TokenEntry::from_plain(
             "dev-operator",
             &secrets.operator_token,
             &[Role::Admin, Role::Reviewer],
         )
-        .with_groups(&["dba", "security"]),
+        .with_groups(&groups),
+        TokenEntry::from_plain(
+            "dev-reviewer-2",
+            &secrets.second_reviewer_token,
+            &[Role::Reviewer],
+        )
+        .with_groups(&groups),
         TokenEntry::from_plain("dev-proxy", &secrets.node_token, &[Role::Node]),
     ];
     let mut port = port;
@@ -116,6 +124,21 @@ pub(super) async fn start(
             Err(err) => return Err(err).context("starting the control plane"),
         }
     }
+}
+
+/// The reviewer groups the policies' decisions ask for (at least `dba` and
+/// `security`, the default bundle's).
+pub(super) fn reviewer_groups(policies: &Path) -> anyhow::Result<Vec<String>> {
+    let bundle = airlock_policy::Bundle::from_dir(policies)
+        .with_context(|| format!("reading {}", policies.display()))?;
+    let mut groups = airlock_policy::proof::reviewer_groups_of(&bundle).with_context(|| {
+        format!(
+            "checking {} (try `airlock policy test`)",
+            policies.display()
+        )
+    })?;
+    groups.extend(["dba".to_owned(), "security".to_owned()]);
+    Ok(groups.into_iter().collect())
 }
 
 /// `keys/dev-signing.{key,pub}` in the data directory, generated on first use.

@@ -67,7 +67,13 @@ pub struct CompiledPolicy {
     vm: Option<rvm::VmBackend>,
     choice: EngineChoice,
     timeout: Duration,
+    /// For bundles that opt in (`data.airlock_explain: true`).
+    explainer: Option<crate::explain::Explainer>,
 }
+
+/// The data key a bundle sets to `true` to have every decision explained
+/// (recorded with its audit event; costs one interpreter pass per rule).
+pub const EXPLAIN_KEY: &str = "airlock_explain";
 
 impl std::fmt::Debug for CompiledPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,12 +127,17 @@ impl CompiledPolicy {
             Backend::Interpreter => None,
             Backend::Vm => Some(rvm::VmBackend::new(bundle, engine.compiled(), builtins)?),
         };
+        let explainer = match bundle.data.get(EXPLAIN_KEY) {
+            Some(serde_json::Value::Bool(true)) => Some(crate::explain::Explainer::new(bundle)?),
+            _ => None,
+        };
         Ok(CompiledPolicy {
             revision: bundle.revision.clone(),
             engine,
             vm,
             choice,
             timeout: DEFAULT_EVAL_TIMEOUT,
+            explainer,
         })
     }
 
@@ -164,6 +175,13 @@ impl CompiledPolicy {
     /// `policy.timeout`, `policy.undefined`, `policy.malformed_decision`).
     pub fn decide(&self, input: &PolicyInput) -> Decision {
         self.decide_regorus(encode::input(input))
+    }
+
+    /// Why `input` was decided as it was, when the bundle opts in; `None` otherwise.
+    pub fn explain(&self, input: &PolicyInput) -> Option<serde_json::Value> {
+        let explainer = self.explainer.as_ref()?;
+        let doc = serde_json::to_value(input).ok()?;
+        serde_json::to_value(explainer.explanation(&doc)).ok()
     }
 
     /// Decides an arbitrary JSON input document (for `airlock policy eval`).

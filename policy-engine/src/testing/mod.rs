@@ -187,20 +187,17 @@ pub fn run_tests_with(bundle: &Bundle, options: &TestOptions) -> Result<TestRepo
         if result.outcome == Outcome::Failed {
             result.failure = detail::explain(&engine, module, test);
         }
-        let inputs = sink.take();
-        if let Ok(pair) = &pair {
-            for input in inputs {
-                if !seen.insert(input.to_string()) {
-                    continue;
-                }
-                if let Some(d) = pair.compare(&input) {
-                    report.engines.disagreements += 1;
-                    if result.disagreement.is_none() {
-                        fail_on_disagreement(&mut result, d);
-                    }
-                }
-                report.decided_inputs.push(input);
+        for input in sink.take() {
+            if !seen.insert(input.to_string()) {
+                continue;
             }
+            if let Some(d) = pair.as_ref().ok().and_then(|pair| pair.compare(&input)) {
+                report.engines.disagreements += 1;
+                if result.disagreement.is_none() {
+                    fail_on_disagreement(&mut result, d);
+                }
+            }
+            report.decided_inputs.push(input);
         }
         report.results.push(result);
     }
