@@ -103,8 +103,8 @@ struct RawApprovals {
     keepalive_s: u64,
     #[serde(default = "default_max_pending")]
     max_pending: usize,
-    #[serde(default = "default_max_pending_per_identity")]
-    max_pending_per_identity: usize,
+    #[serde(default)]
+    max_pending_per_identity: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,17 +409,21 @@ impl Validator<'_> {
                 "the default is 10000",
             ));
         }
-        if raw.max_pending_per_identity == 0 || raw.max_pending_per_identity > raw.max_pending {
+        // Unset: 100, or all of max_pending when that is smaller.
+        let per_identity = raw
+            .max_pending_per_identity
+            .unwrap_or_else(|| default_max_pending_per_identity().min(raw.max_pending));
+        if per_identity == 0 || per_identity > raw.max_pending {
             return Err(self.invalid(
                 "approvals.max_pending_per_identity",
                 "must be between 1 and approvals.max_pending",
-                "the default is 100",
+                "the default is 100 (or max_pending when that is smaller)",
             ));
         }
         Ok(ApprovalsConfig {
             keepalive: Duration::from_secs(raw.keepalive_s),
             max_pending: raw.max_pending,
-            max_pending_per_identity: raw.max_pending_per_identity,
+            max_pending_per_identity: per_identity,
         })
     }
 

@@ -199,8 +199,14 @@ fn the_approvals_section_is_validated() {
     .unwrap();
     assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
     assert_eq!(config.approvals.max_pending, 5);
+    assert_eq!(config.approvals.max_pending_per_identity, 5, "capped by max_pending");
+    assert_eq!(defaults.max_pending_per_identity, 100);
     let cases = [
         ("[approvals]\nmax_pending = 0\n", "approvals.max_pending"),
+        (
+            "[approvals]\nmax_pending = 5\nmax_pending_per_identity = 6\n",
+            "approvals.max_pending_per_identity",
+        ),
         ("[approvals]\nkeepalive_s = 0\n", "approvals.keepalive_s"),
         ("[approvals]\nkeepalive = 3\n", "unknown field"),
     ];
