@@ -45,7 +45,7 @@ use crate::control::{ControlPlaneLink, FleetTasks};
 use crate::ctx::Shared;
 use crate::session::{CallCounter, SessionSeal};
 use crate::upstream::http::HttpClient;
-use crate::upstream::Upstream;
+use crate::upstream::{StdioSettings, Upstream};
 use airlock_policy::{watch_dir, BundleWatcher, PolicyStore};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -124,11 +124,20 @@ impl Proxy {
         );
         let auth = Authenticator::new(&config.api_keys, &config.jwt, client.clone())?;
         auth.start().await;
+        let stdio = StdioSettings {
+            node: config
+                .control_plane
+                .as_ref()
+                .map(|c| c.node_id.clone())
+                .unwrap_or_else(control::config::default_node_id),
+            max_line: config.max_body_bytes.saturating_mul(4),
+            request_timeout: config.request_timeout,
+        };
         let shared = Arc::new(Shared {
             upstreams: config
                 .upstreams
                 .iter()
-                .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
+                .map(|u| (u.name.clone(), Arc::new(Upstream::new(u, &stdio))))
                 .collect(),
             auth,
             seal: SessionSeal::new(secret),
@@ -194,6 +203,9 @@ impl Proxy {
             self.header_timeout,
         )
         .await;
+        // Stdio children end with the proxy (their sessions cannot outlive it).
+        let stdio = shared.upstreams.values().filter_map(|u| u.stdio());
+        futures_util::future::join_all(stdio.map(|s| s.shutdown(self.shutdown_grace))).await;
         // Events of the last requests may still be on their way to the sink.
         shared.recorder.drain(self.shutdown_grace).await;
         Ok(())
