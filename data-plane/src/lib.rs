@@ -29,6 +29,7 @@ mod limits;
 pub mod mask;
 mod mcp;
 mod metrics;
+mod pins;
 mod protocol;
 pub mod record;
 mod respond;
@@ -66,6 +67,34 @@ pub struct Proxy {
     header_timeout: Duration,
     // Keeps the policy current while the proxy lives.
     _source: PolicySource,
+    // Keeps the tool pins current (with a control plane).
+    _pin_tasks: PinTasks,
+}
+
+/// The pin follower and reporter; aborted when the proxy is dropped.
+#[derive(Debug, Default)]
+struct PinTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for PinTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The pins, following the control plane's when there is one.
+fn start_pins(control: Option<&ControlPlaneLink>) -> (Arc<pins::Pins>, PinTasks) {
+    let Some(link) = control else {
+        return (Arc::new(pins::Pins::new(None)), PinTasks::default());
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(pins::follow::QUEUE);
+    let pins = Arc::new(pins::Pins::new(Some(tx)));
+    let tasks = vec![
+        tokio::spawn(pins::follow::watch(link.clone(), Arc::clone(&pins))),
+        tokio::spawn(pins::follow::report(link.clone(), rx)),
+    ];
+    (pins, PinTasks(tasks))
 }
 
 /// Where the policy comes from; dropping it stops the watching (the fields are
@@ -133,6 +162,7 @@ impl Proxy {
             max_line: config.max_body_bytes.saturating_mul(4),
             request_timeout: config.request_timeout,
         };
+        let (pins, pin_tasks) = start_pins(control.as_ref());
         let shared = Arc::new(Shared {
             upstreams: config
                 .upstreams
@@ -158,6 +188,7 @@ impl Proxy {
                 .clone()
                 .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
             control,
+            pins,
             trace_context: config.telemetry.enabled(),
         });
         limits::Limiter::forget_idle_buckets(&shared.limiter);
@@ -169,6 +200,7 @@ impl Proxy {
             shutdown_grace: config.shutdown_grace,
             header_timeout: config.limits.header_timeout,
             _source: source,
+            _pin_tasks: pin_tasks,
         })
     }
 
@@ -194,6 +226,7 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
         let _source = self._source;
+        let _pin_tasks = self._pin_tasks;
         let shared = Arc::clone(&self.shared);
         accept::serve(
             self.listener,

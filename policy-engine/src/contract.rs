@@ -91,6 +91,7 @@ pub fn example(kind: &str) -> Option<Value> {
             input.tool = Some(ToolInput {
                 name: "execute".into(),
                 arguments,
+                pin: Some(example_pin()),
             });
             if let Some(limits) = &mut input.limits {
                 limits.tool = Some(RateInput {
@@ -110,6 +111,7 @@ pub fn example(kind: &str) -> Option<Value> {
             input.tool = Some(ToolInput {
                 name: "execute".into(),
                 arguments: json!({}),
+                pin: Some(example_pin()),
             });
             input.session.calls = 0;
             input.listing = true;
@@ -171,5 +173,16 @@ mod tests {
         bad["direction"] = json!("sideways");
         bad["surprise"] = json!(1);
         assert!(!validator.is_valid(&bad));
+    }
+}
+
+/// The pin of the examples' `execute` tool: reviewed and unchanged.
+fn example_pin() -> crate::PinInput {
+    let digest =
+        "sha256:4c1f0b8ad35e0e1ab3f6d2a3a2a57a0ad6c1e9b1b8f5d0e2b7c6a9d8e7f6a5b4".to_owned();
+    crate::PinInput {
+        status: crate::PinStatus::Pinned,
+        pinned_digest: digest.clone(),
+        digest,
     }
 }

@@ -67,6 +67,8 @@ pub struct CompiledPolicy {
     vm: Option<rvm::VmBackend>,
     choice: EngineChoice,
     timeout: Duration,
+    /// `data.airlock_pins` of the bundle (`Null` when absent).
+    tool_pins: std::sync::Arc<serde_json::Value>,
 }
 
 impl std::fmt::Debug for CompiledPolicy {
@@ -127,7 +129,17 @@ impl CompiledPolicy {
             vm,
             choice,
             timeout: DEFAULT_EVAL_TIMEOUT,
+            tool_pins: std::sync::Arc::new(
+                bundle.data.get("airlock_pins").cloned().unwrap_or_default(),
+            ),
         })
+    }
+
+    /// The tool pins the bundle ships (`data.airlock_pins`: server → tool → digest
+    /// or list of digests), `Null` when it ships none: a fleet enforces
+    /// definitions reviewed once.
+    pub fn tool_pins(&self) -> &serde_json::Value {
+        &self.tool_pins
     }
 
     /// The bundle revision this was compiled from.
