@@ -5,12 +5,14 @@ use crate::api::approval_service_server::ApprovalServiceServer;
 use crate::api::audit_service_server::AuditServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::api::tool_service_server::ToolServiceServer;
 use crate::approvals::Approvals;
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
 use crate::store::{SledStore, Store};
+use crate::tools::Tools;
 use crate::webhooks::Webhooks;
 use crate::{ControlPlaneConfig, ControlPlaneError};
 use airlock_bundle::BundleVerifier;
@@ -31,6 +33,7 @@ pub struct ControlPlane {
     tls: Option<ServerTlsConfig>,
     bundles: Bundles,
     nodes: Nodes,
+    tools: Tools,
     audit: Audit,
     checkpoint_interval: std::time::Duration,
     metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
@@ -89,6 +92,7 @@ impl ControlPlane {
             .with_limits(config.limits);
         let sled = SledStore::open(&config.data_dir)?;
         let audit_log = Arc::new(sled.audit_log()?);
+        let pin_store = Arc::new(sled.pin_store()?);
         let store: Arc<dyn Store> = Arc::new(sled);
         let released = StoreHandles {
             store: Arc::downgrade(&store),
@@ -121,6 +125,7 @@ impl ControlPlane {
             None => None,
         };
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
+        let stopping_tools = stopping.clone();
         let ui = match config.ui_listen {
             Some(addr) => {
                 let listener = crate::ui::bind(addr).await?;
@@ -143,6 +148,7 @@ impl ControlPlane {
             webhooks,
             metrics.clone(),
         )?;
+        let tools = Tools::new(pin_store, auth.clone(), audit.clone(), stopping_tools);
         let nodes = Nodes::new(store, auth);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -165,6 +171,7 @@ impl ControlPlane {
             tls,
             bundles,
             nodes,
+            tools,
             audit,
             checkpoint_interval: config.audit.checkpoint_interval,
             metrics: metrics_listener,
@@ -233,6 +240,7 @@ impl ControlPlane {
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
         reporter.set_serving::<AuditServiceServer<Audit>>().await;
+        reporter.set_serving::<ToolServiceServer<Tools>>().await;
         self.audit
             .spawn_checkpointer(self.checkpoint_interval, self.stop.subscribe());
         if let Some((listener, metrics)) = self.metrics {
@@ -286,6 +294,7 @@ impl ControlPlane {
             .add_service(NodeServiceServer::new(self.nodes))
             .add_service(AuditServiceServer::new(self.audit))
             .add_service(ApprovalServiceServer::new(self.approvals))
+            .add_service(ToolServiceServer::new(self.tools))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(|e| ControlPlaneError::Serve(e.to_string()))?;

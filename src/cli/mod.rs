@@ -12,6 +12,7 @@ pub mod nodes;
 pub mod policy;
 pub mod proxy;
 pub mod sessions;
+pub mod tools;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -6,10 +6,12 @@
 
 mod approval;
 mod audit;
+mod pins;
 mod sled;
 
 pub use self::approval::{grant_key, ApprovalRecord, ApprovalState, Mode, Review, Verdict};
 pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
+pub use self::pins::{ObservedRecord, PinRecord, PinStore};
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
 
