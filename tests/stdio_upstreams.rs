@@ -104,31 +104,46 @@ async fn server_everything_over_stdio_calls_work_policies_apply_and_delete_ends_
         return;
     }
     let proxy = everything_proxy("");
-    assert!(children_of(proxy.pid()).is_empty(), "no child before a session");
+    assert!(
+        children_of(proxy.pid()).is_empty(),
+        "no child before a session"
+    );
     let mut client = proxy.client("everything", Some(AGENT_KEY));
     let init = client.initialize().await;
     assert_eq!(
-        init.last()["result"]["serverInfo"]["name"], "mcp-servers/everything",
+        init.last()["result"]["serverInfo"]["name"],
+        "mcp-servers/everything",
         "{init:?}"
     );
     let children = children_of(proxy.pid());
     assert_eq!(children.len(), 1, "one child for the session: {children:?}");
-    let echo = client.call_tool("echo", json!({"message": "through stdio"})).await;
+    let echo = client
+        .call_tool("echo", json!({"message": "through stdio"}))
+        .await;
     assert_eq!(
-        echo.last()["result"]["content"][0]["text"], "Echo: through stdio",
+        echo.last()["result"]["content"][0]["text"],
+        "Echo: through stdio",
         "{echo:?}"
     );
     let env = client.call_tool("get-env", json!({})).await;
-    assert_eq!(env.error_code(), Some(DENIED), "the policy applies: {env:?}");
+    assert_eq!(
+        env.error_code(),
+        Some(DENIED),
+        "the policy applies: {env:?}"
+    );
     let progress = client
-        .post(json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
+        .post(
+            json!({"jsonrpc": "2.0", "id": 77, "method": "tools/call", "params": {
             "name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2},
-            "_meta": {"progressToken": "p-1"}}}))
+            "_meta": {"progressToken": "p-1"}}}),
+        )
         .await;
     let notes = progress
         .messages
         .iter()
-        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p-1")
+        .filter(|m| {
+            m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p-1"
+        })
         .count();
     assert_eq!(notes, 2, "progress reaches the POST's stream: {progress:?}");
     assert_eq!(progress.last()["id"], 77);
@@ -136,12 +151,18 @@ async fn server_everything_over_stdio_calls_work_policies_apply_and_delete_ends_
     let deleted = client.open(Method::DELETE, Default::default(), &[]).await;
     assert_eq!(deleted.status(), 200);
     let child = children[0];
-    wait_until(Duration::from_secs(10), "the child is reaped after DELETE", || {
-        !std::path::Path::new(&format!("/proc/{child}")).exists() && !group_alive(child)
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the child is reaped after DELETE",
+        || !std::path::Path::new(&format!("/proc/{child}")).exists() && !group_alive(child),
+    )
     .await;
     let after = client.call_tool("echo", json!({"message": "x"})).await;
-    assert_eq!(after.status.as_u16(), 404, "the deleted session is gone: {after:?}");
+    assert_eq!(
+        after.status.as_u16(),
+        404,
+        "the deleted session is gone: {after:?}"
+    );
 }
 
 #[tokio::test]
@@ -174,28 +195,47 @@ async fn a_crashing_child_gives_an_error_with_its_exit_and_stderr_and_the_next_s
     let script = sdk_common::repo_root().join("tests/stdio/rug_pull_server.mjs");
     let proxy = ProxyBuilder::new()
         .policy(POLICY)
-        .table(&stdio_table("fragile", &[&script.display().to_string()], ""))
+        .table(&stdio_table(
+            "fragile",
+            &[&script.display().to_string()],
+            "",
+        ))
         .start();
     let mut client = proxy.client("fragile", Some(AGENT_KEY));
     client.initialize().await;
     let child = children_of(proxy.pid())[0];
     let crash = client.call_tool("crash", json!({})).await;
     assert_eq!(crash.error_code(), Some(UPSTREAM_UNAVAILABLE), "{crash:?}");
-    let message = crash.last()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    let message = crash.last()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(message.contains("exited with status 3"), "{message}");
-    assert!(message.contains("the crash tool was called"), "stderr tail: {message}");
-    wait_until(Duration::from_secs(10), "the crashed child is reaped", || {
-        !std::path::Path::new(&format!("/proc/{child}")).exists()
-    })
+    assert!(
+        message.contains("the crash tool was called"),
+        "stderr tail: {message}"
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the crashed child is reaped",
+        || !std::path::Path::new(&format!("/proc/{child}")).exists(),
+    )
     .await;
     let gone = client.call_tool("add", json!({"a": 1, "b": 2})).await;
-    assert_eq!(gone.status.as_u16(), 404, "the crashed session is gone: {gone:?}");
+    assert_eq!(
+        gone.status.as_u16(),
+        404,
+        "the crashed session is gone: {gone:?}"
+    );
     let mut next = proxy.client("fragile", Some(AGENT_KEY));
     next.initialize().await;
     let sum = next.call_tool("add", json!({"a": 1, "b": 2})).await;
     assert_eq!(sum.last()["result"]["content"][0]["text"], "3", "{sum:?}");
     let health = sdk_common::get(proxy.url(), "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "the proxy stays up: {health}");
+    assert!(
+        health.starts_with("HTTP/1.1 200"),
+        "the proxy stays up: {health}"
+    );
 }
 
 #[tokio::test]
@@ -226,12 +266,21 @@ async fn the_stateless_pool_multiplexes_clients_over_its_children() {
     for call in calls {
         let (i, reply) = call.await.unwrap();
         let answer = reply.last();
-        assert_eq!(answer["id"], "same-id", "the client's id comes back: {reply:?}");
-        assert_eq!(answer["result"]["content"][0]["text"], format!("Echo: client {i}"));
+        assert_eq!(
+            answer["id"], "same-id",
+            "the client's id comes back: {reply:?}"
+        );
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            format!("Echo: client {i}")
+        );
         assert_eq!(answer["result"]["resultType"], "complete");
     }
     let children = children_of(proxy.pid()).len();
-    assert!((1..=2).contains(&children), "{children} children for max_processes = 2");
+    assert!(
+        (1..=2).contains(&children),
+        "{children} children for max_processes = 2"
+    );
 }
 
 #[test]
@@ -248,10 +297,19 @@ fn the_typescript_sdk_talks_to_server_everything_over_stdio_through_the_proxy() 
     );
     sdk_common::ok_step(&report, "connect");
     let tools = sdk_common::ok_step(&report, "list_tools");
-    assert!(tools.as_array().is_some_and(|t| t.iter().any(|n| n == "echo")), "{report:#}");
+    assert!(
+        tools
+            .as_array()
+            .is_some_and(|t| t.iter().any(|n| n == "echo")),
+        "{report:#}"
+    );
     let echo = sdk_common::ok_step(&report, "echo");
     assert_eq!(sdk_common::result_text(echo), "Echo: hello from the SDK");
-    assert_eq!(report["get_env"]["error"]["code"].as_i64(), Some(DENIED), "{report:#}");
+    assert_eq!(
+        report["get_env"]["error"]["code"].as_i64(),
+        Some(DENIED),
+        "{report:#}"
+    );
     let sampled = sdk_common::ok_step(&report, "sampling");
     assert!(
         sdk_common::result_text(sampled).contains("sampled by the test client"),
@@ -268,7 +326,10 @@ fn ok_close(report: &Value) {
 fn wait_for_no_children(proxy: &RunningProxy) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !children_of(proxy.pid()).is_empty() {
-        assert!(Instant::now() < deadline, "the SDK's DELETE on close ends the child");
+        assert!(
+            Instant::now() < deadline,
+            "the SDK's DELETE on close ends the child"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
