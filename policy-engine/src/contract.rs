@@ -144,6 +144,17 @@ pub fn example(kind: &str) -> Option<Value> {
     serde_json::to_value(input).ok()
 }
 
+/// The pin of the examples' `execute` tool: reviewed and unchanged.
+fn example_pin() -> crate::PinInput {
+    let digest =
+        "sha256:4c1f0b8ad35e0e1ab3f6d2a3a2a57a0ad6c1e9b1b8f5d0e2b7c6a9d8e7f6a5b4".to_owned();
+    crate::PinInput {
+        status: crate::PinStatus::Pinned,
+        pinned_digest: digest.clone(),
+        digest,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,16 +184,5 @@ mod tests {
         bad["direction"] = json!("sideways");
         bad["surprise"] = json!(1);
         assert!(!validator.is_valid(&bad));
-    }
-}
-
-/// The pin of the examples' `execute` tool: reviewed and unchanged.
-fn example_pin() -> crate::PinInput {
-    let digest =
-        "sha256:4c1f0b8ad35e0e1ab3f6d2a3a2a57a0ad6c1e9b1b8f5d0e2b7c6a9d8e7f6a5b4".to_owned();
-    crate::PinInput {
-        status: crate::PinStatus::Pinned,
-        pinned_digest: digest.clone(),
-        digest,
     }
 }

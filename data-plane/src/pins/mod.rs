@@ -132,7 +132,7 @@ impl Pins {
             }
             seen.insert((key.0.clone(), key.1.clone(), digest.clone()))
         });
-        let sighting = first.then(|| Sighting {
+        let sighting = first.then_some(Sighting {
             server: key.0,
             tool: key.1,
             digest,
