@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "airlock/v1/node.proto",
     "airlock/v1/audit.proto",
     "airlock/v1/approval.proto",
+    "airlock/v1/tool.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -49,6 +49,9 @@ enum Command {
     /// Review held calls: list, show, approve, deny.
     #[command(subcommand)]
     Approvals(cli::approvals::ApprovalsCommand),
+    /// Pinned tool definitions per upstream: list (with diffs), pin, accept.
+    #[command(subcommand)]
+    Tools(cli::tools::ToolsCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => cli::runtime(cli::audit::run(cmd, &cli.global)),
         Command::Sessions(cmd) => cli::runtime(cli::sessions::run(cmd, &cli.global)),
         Command::Approvals(cmd) => cli::runtime(cli::approvals::run(cmd, &cli.global)),
+        Command::Tools(cmd) => cli::runtime(cli::tools::run(cmd, &cli.global)),
     };
     match result {
         Ok(code) => code,

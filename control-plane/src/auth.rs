@@ -80,11 +80,21 @@ pub enum Rpc {
     /// `GET /ui/api/approvals/{id}/session`: the session of an approval's held call,
     /// up to that call.
     ApprovalSession,
+    /// `ToolService.Report`.
+    ToolReport,
+    /// `ToolService.Watch`.
+    ToolWatch,
+    /// `ToolService.List`.
+    ToolList,
+    /// `ToolService.Pin`.
+    ToolPin,
+    /// `ToolService.Accept`.
+    ToolAccept,
 }
 
 impl Rpc {
     /// Every RPC, for tests that walk the table.
-    pub const ALL: [Rpc; 21] = [
+    pub const ALL: [Rpc; 26] = [
         Rpc::BundlePublish,
         Rpc::BundleList,
         Rpc::BundleGet,
@@ -106,6 +116,11 @@ impl Rpc {
         Rpc::SessionList,
         Rpc::SessionGet,
         Rpc::ApprovalSession,
+        Rpc::ToolReport,
+        Rpc::ToolWatch,
+        Rpc::ToolList,
+        Rpc::ToolPin,
+        Rpc::ToolAccept,
     ];
 
     /// The roles that may call this RPC: the one role table of the control plane.
@@ -131,6 +146,13 @@ impl Rpc {
             // names it), not the log at large.
             Rpc::SessionList | Rpc::SessionGet => &[Admin, Auditor],
             Rpc::ApprovalSession => &[Admin, Reviewer, Auditor],
+            // Proxies report what they see and follow the pins; pinning a tool never
+            // seen before is an admin's call, accepting a changed one a reviewer's.
+            Rpc::ToolReport => &[Node],
+            Rpc::ToolWatch => &[Admin, Node],
+            Rpc::ToolList => &[Admin, Reviewer, Auditor],
+            Rpc::ToolPin => &[Admin],
+            Rpc::ToolAccept => &[Admin, Reviewer],
         }
     }
 }
@@ -159,6 +181,11 @@ impl std::fmt::Display for Rpc {
             Rpc::SessionList => "GET /ui/api/sessions",
             Rpc::SessionGet => "GET /ui/api/sessions/{id}",
             Rpc::ApprovalSession => "GET /ui/api/approvals/{id}/session",
+            Rpc::ToolReport => "ToolService.Report",
+            Rpc::ToolWatch => "ToolService.Watch",
+            Rpc::ToolList => "ToolService.List",
+            Rpc::ToolPin => "ToolService.Pin",
+            Rpc::ToolAccept => "ToolService.Accept",
         };
         f.write_str(name)
     }
@@ -337,6 +364,11 @@ mod tests {
             (Rpc::SessionList, [true, false, true, false]),
             (Rpc::SessionGet, [true, false, true, false]),
             (Rpc::ApprovalSession, [true, true, true, false]),
+            (Rpc::ToolReport, [false, false, false, true]),
+            (Rpc::ToolWatch, [true, false, false, true]),
+            (Rpc::ToolList, [true, true, true, false]),
+            (Rpc::ToolPin, [true, false, false, false]),
+            (Rpc::ToolAccept, [true, true, false, false]),
         ];
         assert_eq!(expected.len(), Rpc::ALL.len());
         for (rpc, row) in expected {

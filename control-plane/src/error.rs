@@ -70,6 +70,12 @@ pub enum ControlPlaneError {
     /// The approval id exists with another payload or requester.
     #[error("approval id {0} is already used for another call; choose a fresh id")]
     ApprovalIdTaken(String),
+    /// No proxy has reported that tool.
+    #[error("{0}")]
+    ToolNotFound(String),
+    /// A pin or accept that does not fit the tool's state.
+    #[error("{0}")]
+    ToolRefused(String),
     /// A request field is missing or malformed.
     #[error("{0}")]
     InvalidArgument(String),
@@ -129,8 +135,9 @@ impl From<ControlPlaneError> for tonic::Status {
             E::NotFound { .. }
             | E::ApprovalNotFound(_)
             | E::SessionNotFound(_)
-            | E::EventNotFound(_) => tonic::Status::not_found(message),
-            E::NotPending { .. } => tonic::Status::failed_precondition(message),
+            | E::EventNotFound(_)
+            | E::ToolNotFound(_) => tonic::Status::not_found(message),
+            E::NotPending { .. } | E::ToolRefused(_) => tonic::Status::failed_precondition(message),
             E::ReviewRefused(_) => tonic::Status::permission_denied(message),
             E::ApprovalIdTaken(_) => tonic::Status::already_exists(message),
             E::Store(_) => tonic::Status::unavailable(message),

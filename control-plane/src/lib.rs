@@ -25,6 +25,7 @@ pub mod nodes;
 pub mod secrets;
 mod server;
 pub mod store;
+mod tools;
 mod ui;
 mod webhooks;
 
@@ -36,6 +37,7 @@ pub use bundles::{Bundles, WatchStream};
 pub use config::{ControlPlaneConfig, TlsFiles, DEFAULT_LISTEN};
 pub use error::ControlPlaneError;
 pub use server::ControlPlane;
+pub use tools::Tools;
 pub use webhooks::Webhooks;
 
 /// The gRPC package every control-plane service lives in.

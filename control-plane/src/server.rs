@@ -5,12 +5,14 @@ use crate::api::approval_service_server::ApprovalServiceServer;
 use crate::api::audit_service_server::AuditServiceServer;
 use crate::api::bundle_service_server::BundleServiceServer;
 use crate::api::node_service_server::NodeServiceServer;
+use crate::api::tool_service_server::ToolServiceServer;
 use crate::approvals::Approvals;
 use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::bundles::Bundles;
 use crate::nodes::Nodes;
 use crate::store::{SledStore, Store};
+use crate::tools::Tools;
 use crate::webhooks::Webhooks;
 use crate::{ControlPlaneConfig, ControlPlaneError};
 use airlock_bundle::BundleVerifier;
@@ -31,6 +33,7 @@ pub struct ControlPlane {
     tls: Option<ServerTlsConfig>,
     bundles: Bundles,
     nodes: Nodes,
+    tools: Tools,
     audit: Audit,
     metrics: Option<(tokio::net::TcpListener, Arc<crate::metrics::Metrics>)>,
     approvals: Approvals,
@@ -99,6 +102,7 @@ impl ControlPlane {
         config.log_start_warnings();
         let sled = SledStore::open(&config.data_dir)?;
         let audit_log = Arc::new(sled.audit_log()?);
+        let pin_store = Arc::new(sled.pin_store()?);
         let store: Arc<dyn Store> = Arc::new(sled);
         let released = StoreHandles {
             store: Arc::downgrade(&store),
@@ -128,6 +132,7 @@ impl ControlPlane {
             None => None,
         };
         let bundles = Bundles::new(store.clone(), verifier, auth.clone(), stopping.clone())?;
+        let stopping_tools = stopping.clone();
         let ui = match config.ui_listen {
             Some(addr) => {
                 let listener = crate::ui::bind(addr).await?;
@@ -150,6 +155,7 @@ impl ControlPlane {
             webhooks,
             metrics.clone(),
         )?;
+        let tools = Tools::new(pin_store, auth.clone(), audit.clone(), stopping_tools);
         let nodes = Nodes::new(store, auth);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -172,6 +178,7 @@ impl ControlPlane {
             tls,
             bundles,
             nodes,
+            tools,
             audit,
             metrics: metrics_listener,
             approvals,
@@ -239,6 +246,7 @@ impl ControlPlane {
         reporter.set_serving::<BundleServiceServer<Bundles>>().await;
         reporter.set_serving::<NodeServiceServer<Nodes>>().await;
         reporter.set_serving::<AuditServiceServer<Audit>>().await;
+        reporter.set_serving::<ToolServiceServer<Tools>>().await;
         self.audit.spawn_background(self.stop.subscribe());
         if let Some((listener, metrics)) = self.metrics {
             crate::metrics::serve(listener, metrics, self.stop.subscribe());
@@ -291,6 +299,7 @@ impl ControlPlane {
             .add_service(NodeServiceServer::new(self.nodes))
             .add_service(AuditServiceServer::new(self.audit))
             .add_service(ApprovalServiceServer::new(self.approvals))
+            .add_service(ToolServiceServer::new(self.tools))
             .serve_with_incoming_shutdown(incoming, signal)
             .await
             .map_err(|e| ControlPlaneError::Serve(e.to_string()))?;

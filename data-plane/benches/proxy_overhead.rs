@@ -237,6 +237,7 @@ fn decide_only(store: &airlock_policy::PolicyStore) {
         tool: Some(ToolInput {
             name: "query".into(),
             arguments,
+            pin: None,
         }),
         session: SessionInput::default(),
         time: TimeInput::default(),

@@ -53,6 +53,7 @@ fn input() -> PolicyInput {
         tool: Some(ToolInput {
             name: "query".into(),
             arguments,
+            pin: None,
         }),
         session: SessionInput {
             id: "s".into(),

@@ -9,15 +9,17 @@ mod jwt;
 mod limits;
 mod outbound;
 mod telemetry;
+mod upstreams;
 
 pub use self::audit::{AuditConfig, OnFull};
 pub use self::exposure::ConfigWarning;
 pub use self::jwt::{JwksSource, JwtIssuerConfig};
 pub use self::limits::{LimitsConfig, RateLimit};
+pub use self::upstreams::{
+    FederationConfig, StdioConfig, TransportConfig, UpstreamConfig, INHERITED_ENV,
+};
 pub use airlock_telemetry::TelemetryConfig;
-use http::{HeaderName, HeaderValue, Uri};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,7 +88,9 @@ struct RawConfig {
     #[serde(default)]
     outbound_tls: outbound::RawOutboundTls,
     #[serde(default)]
-    upstreams: Vec<RawUpstream>,
+    upstreams: Vec<upstreams::RawUpstream>,
+    #[serde(default)]
+    federations: Vec<upstreams::RawFederation>,
     #[serde(default)]
     audit: audit::RawAudit,
     approvals: Option<RawApprovals>,
@@ -154,17 +158,6 @@ struct RawApiKey {
     groups: Vec<String>,
     #[serde(default = "default_kind")]
     kind: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    name: String,
-    url: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -242,6 +235,8 @@ pub struct ProxyConfig {
     pub outbound_ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// The MCP servers behind the proxy, each served at `/mcp/{name}`.
     pub upstreams: Vec<UpstreamConfig>,
+    /// Upstreams served together at `/mcp/{name}` (`[[federations]]`).
+    pub federations: Vec<FederationConfig>,
     /// Where audit events go (`[audit]`).
     pub audit: AuditConfig,
     /// How held calls wait (`[approvals]`; they need `[control_plane]`).
@@ -288,19 +283,6 @@ pub struct ApiKeyConfig {
     pub groups: Vec<String>,
     /// `agent`, `user` or `service`.
     pub kind: String,
-}
-
-/// One upstream MCP server (`[[upstreams]]`).
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// The name in `/mcp/{name}` and `input.server.name`.
-    pub name: String,
-    /// The upstream's MCP endpoint (`http://` or `https://`).
-    pub url: Uri,
-    /// Labels given to the policy as `input.server.labels`.
-    pub labels: BTreeMap<String, String>,
-    /// Headers injected on every upstream request (env references resolved).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ProxyConfig {
@@ -363,9 +345,11 @@ impl Validator<'_> {
             return Err(self.invalid(
                 "upstreams",
                 "no upstream is configured",
-                "add an [[upstreams]] table with name and url",
+                "add an [[upstreams]] table with name and url (or command)",
             ));
         }
+        let upstreams = self.upstreams(&raw.upstreams)?;
+        let federations = self.federations(&raw.federations, &upstreams)?;
         Ok(ProxyConfig {
             listen,
             max_body_bytes: s.max_body_bytes,
@@ -382,7 +366,8 @@ impl Validator<'_> {
             api_keys: self.api_keys(&raw.api_keys)?,
             jwt: self.jwt_issuers(raw.jwt)?,
             outbound_ca_certs: self.outbound_ca_certs(raw.outbound_tls)?,
-            upstreams: self.upstreams(&raw.upstreams)?,
+            upstreams,
+            federations,
             audit: self.audit(raw.audit)?,
             approvals: self.approvals(raw.approvals.as_ref())?,
             telemetry: self.telemetry(raw.telemetry)?,
@@ -487,82 +472,6 @@ impl Validator<'_> {
             Some(parent) if dir.is_relative() && !parent.as_os_str().is_empty() => parent.join(dir),
             _ => dir.to_owned(),
         }
-    }
-
-    fn upstreams(&self, raw: &[RawUpstream]) -> Result<Vec<UpstreamConfig>, ConfigError> {
-        let mut out: Vec<UpstreamConfig> = Vec::with_capacity(raw.len());
-        for (i, u) in raw.iter().enumerate() {
-            let key = |field: &str| format!("upstreams[{i}].{field}");
-            let valid_name = !u.name.is_empty()
-                && u.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid_name {
-                return Err(self.invalid(
-                    key("name"),
-                    format!("`{}` is not a valid name", u.name),
-                    "use letters, digits, '-' and '_' (it becomes /mcp/{name})",
-                ));
-            }
-            if out.iter().any(|o| o.name == u.name) {
-                return Err(self.invalid(
-                    key("name"),
-                    format!("`{}` is used twice", u.name),
-                    "give each upstream its own name",
-                ));
-            }
-            let url = u.url.parse::<Uri>().ok().filter(|uri| uri.host().is_some());
-            let Some(url) = url else {
-                return Err(self.invalid(
-                    key("url"),
-                    format!("`{}` is not a URL", u.url),
-                    "e.g. \"http://127.0.0.1:9100/mcp\"",
-                ));
-            };
-            if !matches!(url.scheme_str(), Some("http" | "https")) {
-                return Err(self.invalid(
-                    key("url"),
-                    "must be an http:// or https:// URL",
-                    "e.g. \"https://mcp.example.com/mcp\"",
-                ));
-            }
-            let headers = self.upstream_headers(i, &u.headers)?;
-            out.push(UpstreamConfig {
-                name: u.name.clone(),
-                url,
-                labels: u.labels.clone(),
-                headers,
-            });
-        }
-        Ok(out)
-    }
-
-    fn upstream_headers(
-        &self,
-        i: usize,
-        raw: &BTreeMap<String, String>,
-    ) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
-        let mut headers = Vec::with_capacity(raw.len());
-        for (name, value) in raw {
-            let hkey = format!("upstreams[{i}].headers.{name}");
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                self.invalid(
-                    hkey.clone(),
-                    "is not a valid header name",
-                    "use a token such as Authorization or X-Api-Key",
-                )
-            })?;
-            let resolved = self.resolve_env(&hkey, value)?;
-            let value = HeaderValue::from_str(&resolved).map_err(|_| {
-                self.invalid(
-                    hkey.clone(),
-                    "is not a valid header value",
-                    "remove control characters and newlines",
-                )
-            })?;
-            headers.push((header, value));
-        }
-        Ok(headers)
     }
 
     /// Replaces every `${NAME}` with the environment variable's value.

@@ -34,10 +34,10 @@ fn a_valid_config_becomes_typed_values_with_defaults() {
     );
     assert_eq!(config.api_keys[0].kind, "agent");
     assert_eq!(config.upstreams[0].labels["env"], "prod");
-    assert_eq!(
-        config.upstreams[0].headers[0].0.as_str(),
-        "x-upstream-token"
-    );
+    let TransportConfig::Http { headers, .. } = &config.upstreams[0].transport else {
+        panic!("an upstream with a url is an HTTP upstream");
+    };
+    assert_eq!(headers[0].0.as_str(), "x-upstream-token");
     assert!(config.session_secret.is_none());
 }
 
@@ -88,7 +88,10 @@ fn environment_references_are_resolved_and_a_missing_one_is_named() {
     std::env::set_var("AIRLOCK_CONFIG_TEST_TOKEN", "s3cret");
     let text = VALID.replace("\"static\"", "\"Bearer ${AIRLOCK_CONFIG_TEST_TOKEN}\"");
     let config = parse(&text).unwrap();
-    assert_eq!(config.upstreams[0].headers[0].1, "Bearer s3cret");
+    let TransportConfig::Http { headers, .. } = &config.upstreams[0].transport else {
+        panic!("an HTTP upstream");
+    };
+    assert_eq!(headers[0].1, "Bearer s3cret");
 
     let text = VALID.replace("\"static\"", "\"${AIRLOCK_CONFIG_TEST_UNSET_VAR}\"");
     let err = parse(&text).unwrap_err().to_string();
@@ -199,7 +202,10 @@ fn the_approvals_section_is_validated() {
     .unwrap();
     assert_eq!(config.approvals.keepalive, Duration::from_secs(3));
     assert_eq!(config.approvals.max_pending, 5);
-    assert_eq!(config.approvals.max_pending_per_identity, 5, "capped by max_pending");
+    assert_eq!(
+        config.approvals.max_pending_per_identity, 5,
+        "capped by max_pending"
+    );
     assert_eq!(defaults.max_pending_per_identity, 100);
     let cases = [
         ("[approvals]\nmax_pending = 0\n", "approvals.max_pending"),
@@ -398,6 +404,105 @@ fn bad_limits_name_their_key() {
         let err = parse(&format!("{VALID}\n{table}\n"))
             .unwrap_err()
             .to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+}
+
+const STDIO: &str = r#"
+[[upstreams]]
+name = "files"
+command = ["/bin/cat", "-u"]
+env = { TOKEN = "${AIRLOCK_CONFIG_TEST_STDIO}" }
+cwd = "/tmp"
+max_processes = 4
+idle_timeout_s = 60
+"#;
+
+#[test]
+fn a_stdio_upstream_becomes_its_command_env_and_limits() {
+    std::env::set_var("AIRLOCK_CONFIG_TEST_STDIO", "t0k");
+    let config = parse(&format!("{VALID}{STDIO}")).unwrap();
+    let TransportConfig::Stdio(stdio) = &config.upstreams[1].transport else {
+        panic!("an upstream with a command is a stdio upstream");
+    };
+    assert_eq!(stdio.command, ["/bin/cat", "-u"]);
+    assert_eq!(stdio.env["TOKEN"], "t0k");
+    assert_eq!(stdio.cwd.as_deref(), Some(Path::new("/tmp")));
+    assert_eq!(stdio.max_processes, 4);
+    assert_eq!(stdio.idle_timeout, Duration::from_secs(60));
+    assert_eq!(stdio.startup_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn stdio_mistakes_are_refused_with_the_key() {
+    std::env::set_var("AIRLOCK_CONFIG_TEST_STDIO", "t0k");
+    let cases = [
+        (
+            STDIO.replace("[\"/bin/cat\", \"-u\"]", "[]"),
+            "upstreams[1].command",
+        ),
+        (
+            STDIO.replace("/bin/cat", "no-such-program-airlock"),
+            "upstreams[1].command",
+        ),
+        (
+            STDIO.replace("cwd = \"/tmp\"", "cwd = \"/no/such/dir\""),
+            "upstreams[1].cwd",
+        ),
+        (
+            STDIO.replace("max_processes = 4", "max_processes = 0"),
+            "upstreams[1].max_processes",
+        ),
+        (
+            STDIO.replace("TOKEN =", "\"1BAD\" ="),
+            "upstreams[1].env.1BAD",
+        ),
+        (
+            STDIO.replace("cwd = \"/tmp\"", "url = \"http://127.0.0.1:1/mcp\""),
+            "upstreams[1].command",
+        ),
+        (
+            STDIO.replace("cwd = \"/tmp\"", "headers = { A = \"b\" }"),
+            "upstreams[1].headers",
+        ),
+    ];
+    for (stdio, key) in cases {
+        let err = parse(&format!("{VALID}{stdio}")).unwrap_err().to_string();
+        assert!(err.contains(key), "expected `{key}` in: {err}");
+    }
+    let http_with_stdio_keys = VALID.replace("labels =", "idle_timeout_s = 5\nlabels =");
+    let err = parse(&http_with_stdio_keys).unwrap_err().to_string();
+    assert!(err.contains("upstreams[0].idle_timeout_s"), "{err}");
+}
+
+#[test]
+fn federations_name_existing_upstreams_once() {
+    std::env::set_var("AIRLOCK_CONFIG_TEST_STDIO", "t0k");
+    let ok = format!(
+        "{VALID}{STDIO}\n[[federations]]\nname = \"all\"\nupstreams = [\"demo\", \"files\"]\n"
+    );
+    let config = parse(&ok).unwrap();
+    assert_eq!(config.federations[0].separator, "__");
+    assert_eq!(config.federations[0].upstreams, ["demo", "files"]);
+    for (bad, key) in [
+        (
+            ok.replace("\"demo\", \"files\"", "\"demo\", \"nope\""),
+            "federations[0].upstreams[1]",
+        ),
+        (
+            ok.replace("\"demo\", \"files\"", "\"demo\", \"demo\""),
+            "federations[0].upstreams[1]",
+        ),
+        (
+            ok.replace("name = \"all\"", "name = \"demo\""),
+            "federations[0].name",
+        ),
+        (
+            ok.replace("\"demo\", \"files\"", ""),
+            "federations[0].upstreams",
+        ),
+    ] {
+        let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains(key), "expected `{key}` in: {err}");
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Approvals on the control plane; `None` without `[control_plane]` (held
     /// calls are then refused).
     pub(crate) approvals: Option<Arc<crate::control::approvals::ApprovalClient>>,
+    /// Tool pins and the definitions this node saw (`input.tool.pin`).
+    pub(crate) pins: Arc<crate::pins::Pins>,
     /// Spans are exported (`[telemetry]`): take the client's `traceparent` as the
     /// parent and send ours upstream. Off, trace headers pass through untouched.
     pub(crate) trace_context: bool,

@@ -6,8 +6,8 @@ use crate::ctx::RequestCtx;
 use crate::decode::Message;
 use crate::error::codes;
 use airlock_policy::{
-    Decision, Direction, Evaluation, IdentityInput, LimitsInput, MessageInput, PolicyInput,
-    RateInput, ServerInput, SessionInput, TimeInput, ToolInput, Verdict,
+    Decision, Direction, Evaluation, IdentityInput, LimitsInput, MessageInput, PinStatus,
+    PolicyInput, RateInput, ServerInput, SessionInput, TimeInput, ToolInput, Verdict,
 };
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,7 +43,7 @@ pub(crate) fn decide_with(
         Direction::ClientToServer => ctx.shared.calls.next(ctx.session_id()),
         Direction::ServerToClient => 0,
     };
-    let input = message_input(
+    let mut input = message_input(
         ctx.identity_input.clone(),
         ctx.upstream.server_input.clone(),
         SessionInput {
@@ -57,6 +57,13 @@ pub(crate) fn decide_with(
             ..ctx.budgets.clone()
         }),
     );
+    if let (Some(tool), Direction::ClientToServer) = (&mut input.tool, direction) {
+        tool.pin = Some(ctx.shared.pins.for_call(
+            &ctx.shared.store,
+            &ctx.upstream.name,
+            &tool.name,
+        ));
+    }
     let evaluation = ctx.shared.store.decide(&input);
     span.record("verdict", evaluation.decision.verdict.as_str());
     if let Some(revision) = &evaluation.revision {
@@ -102,6 +109,7 @@ pub(crate) fn message_input(
                 .unwrap_or_default()
                 .to_owned(),
             arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
+            pin: None,
         }),
         _ => None,
     };
@@ -143,6 +151,7 @@ pub(crate) fn listing_input(
         tool: Some(ToolInput {
             name: tool.to_owned(),
             arguments: Value::Object(Map::new()),
+            pin: None,
         }),
         session: SessionInput {
             id: session_id.to_owned(),
@@ -155,15 +164,28 @@ pub(crate) fn listing_input(
     }
 }
 
-/// Whether the identity may ever call `tool` (used to filter `tools/list`).
-fn may_list(ctx: &RequestCtx, tool: &str) -> bool {
-    let input = listing_input(
+/// Whether the identity may ever call the listed tool `definition` (used to filter
+/// `tools/list`), with its pin as `input.tool.pin`. A definition seen drifted for
+/// the first time is recorded.
+fn may_list(ctx: &RequestCtx, definition: &Value, name: &str) -> bool {
+    let (pin, sighting) =
+        ctx.shared
+            .pins
+            .observe(&ctx.shared.store, &ctx.upstream.name, definition);
+    let mut input = listing_input(
         ctx.identity_input.clone(),
         ctx.upstream.server_input.clone(),
         ctx.session_id(),
-        tool,
+        name,
     );
-    ctx.shared.store.decide(&input).decision.verdict != Verdict::Deny
+    if let Some(tool) = &mut input.tool {
+        tool.pin = Some(pin.clone());
+    }
+    let listed = ctx.shared.store.decide(&input).decision.verdict != Verdict::Deny;
+    if let (Some(sighting), PinStatus::Drifted) = (&sighting, pin.status) {
+        crate::pins::record_drift(ctx, sighting, &pin, !listed);
+    }
+    listed
 }
 
 /// Removes from a `tools/list` result the tools whose listing verdict is `deny`;
@@ -174,10 +196,9 @@ pub(crate) fn filter_tools(ctx: &RequestCtx, result: &mut Value) -> usize {
     };
     let before = tools.len();
     // A tool entry without a string name cannot be decided, so it is not listed.
-    tools.retain(|tool| {
-        tool.get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|name| may_list(ctx, name))
+    tools.retain(|tool| match tool.get("name").and_then(Value::as_str) {
+        Some(name) => may_list(ctx, tool, name),
+        None => false,
     });
     before - tools.len()
 }

@@ -97,7 +97,7 @@ fn every_input_the_proxy_builds_validates_against_the_schema() {
                     }),
                     tool: None,
                 });
-                let input = message_input(
+                let mut input = message_input(
                     identity(claims),
                     server(),
                     session,
@@ -105,6 +105,9 @@ fn every_input_the_proxy_builds_validates_against_the_schema() {
                     direction,
                     limits,
                 );
+                if let (Some(tool), true) = (&mut input.tool, claims) {
+                    tool.pin = Some(pin(airlock_policy::PinStatus::Drifted));
+                }
                 let doc = serde_json::to_value(&input).unwrap();
                 let errors: Vec<String> = validator
                     .iter_errors(&doc)
@@ -115,8 +118,33 @@ fn every_input_the_proxy_builds_validates_against_the_schema() {
             }
         }
     }
-    let listing = listing_input(identity(false), server(), "", "execute");
-    let doc = serde_json::to_value(&listing).unwrap();
-    assert!(validator.is_valid(&doc), "{doc:#}");
+    for status in [PinStatus::New, PinStatus::Pinned, PinStatus::Drifted] {
+        let mut listing = listing_input(identity(false), server(), "", "execute");
+        if status != PinStatus::New {
+            listing.tool.as_mut().unwrap().pin = Some(pin(status));
+        }
+        let doc = serde_json::to_value(&listing).unwrap();
+        assert!(validator.is_valid(&doc), "{doc:#}");
+    }
+    let mut bad = listing_input(identity(false), server(), "", "execute");
+    bad.tool.as_mut().unwrap().pin = Some(pin(PinStatus::New));
+    let mut doc = serde_json::to_value(&bad).unwrap();
+    doc["tool"]["pin"]["status"] = json!("unknown");
+    assert!(
+        !validator.is_valid(&doc),
+        "the schema knows the pin statuses"
+    );
     assert!(checked >= 18);
+}
+
+fn pin(status: PinStatus) -> airlock_policy::PinInput {
+    airlock_policy::PinInput {
+        status,
+        digest: format!("sha256:{}", "a".repeat(64)),
+        pinned_digest: if status == PinStatus::New {
+            String::new()
+        } else {
+            format!("sha256:{}", "b".repeat(64))
+        },
+    }
 }

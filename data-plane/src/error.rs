@@ -204,6 +204,14 @@ pub enum ProxyError {
         /// What failed.
         detail: String,
     },
+    /// A stdio upstream runs `max_processes` children already.
+    #[error("upstream `{upstream}` already runs its max_processes = {max_processes} processes; retry later, close idle sessions (DELETE), or raise max_processes")]
+    UpstreamBusy {
+        /// The upstream name.
+        upstream: String,
+        /// Its limit.
+        max_processes: usize,
+    },
     /// The upstream did not answer in time.
     #[error("upstream `{upstream}` did not answer within {after:?}; retry later or raise server.request_timeout_s")]
     UpstreamTimeout {
@@ -243,9 +251,9 @@ impl ProxyError {
             | ProxyError::UnsupportedProtocol(_) => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Overloaded | ProxyError::AuditUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::Overloaded
+            | ProxyError::AuditUnavailable(_)
+            | ProxyError::UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Config(_)
             | ProxyError::Policy(_)
             | ProxyError::ControlPlane(_)
@@ -272,9 +280,9 @@ impl ProxyError {
             ProxyError::BatchNotAllowed(_)
             | ProxyError::Header(_)
             | ProxyError::UnsupportedProtocol(_) => codes::INVALID_REQUEST,
-            ProxyError::UpstreamUnavailable { .. } | ProxyError::UpstreamTimeout { .. } => {
-                codes::UPSTREAM_UNAVAILABLE
-            }
+            ProxyError::UpstreamUnavailable { .. }
+            | ProxyError::UpstreamTimeout { .. }
+            | ProxyError::UpstreamBusy { .. } => codes::UPSTREAM_UNAVAILABLE,
             ProxyError::Overloaded => codes::OVERLOADED,
             ProxyError::AuditUnavailable(_) => codes::AUDIT_UNAVAILABLE,
             ProxyError::Config(_)
@@ -291,6 +299,7 @@ impl ProxyError {
         matches!(
             self,
             ProxyError::UpstreamUnavailable { .. }
+                | ProxyError::UpstreamBusy { .. }
                 | ProxyError::Overloaded
                 | ProxyError::AuditUnavailable(_)
                 | ProxyError::UpstreamTimeout { .. }

@@ -5,17 +5,22 @@
 //! stop here too. The session header carries the upstream's id, unwrapped from the
 //! sealed id the client holds.
 //!
+//! A stdio upstream gets the same decided bytes on its child's stdin (`upstream::stdio`);
+//! no header, and so no client credential, reaches it at all.
+//!
 //! Trace context: with the OTLP export on, the client's `traceparent`/`tracestate`
 //! are replaced by the `forward` span's, so the upstream's spans join the trace
 //! under the proxy's; with it off the proxy is not in the trace and they pass as is.
 
 use crate::ctx::RequestCtx;
 use crate::error::ProxyError;
-use crate::protocol::{PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::{Revision, PROTOCOL_VERSION, SESSION_ID};
+use crate::upstream::reply::Reply;
+use crate::upstream::stdio::StdioRequest;
+use crate::upstream::Transport;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use serde_json::Value;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -64,12 +69,7 @@ pub(crate) async fn forward(
     method: Method,
     client_headers: &HeaderMap,
     body: Bytes,
-) -> Result<Response<Incoming>, ProxyError> {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(ctx.upstream.url.clone())
-        .body(Full::new(body))
-        .map_err(|e| ProxyError::Internal(format!("cannot build the upstream request: {e}")))?;
+) -> Result<Reply, ProxyError> {
     let span = tracing::debug_span!(
         parent: &ctx.span,
         "forward",
@@ -77,6 +77,27 @@ pub(crate) async fn forward(
         upstream = ctx.upstream.name.as_str(),
         status = Empty,
     );
+    let url = match &ctx.upstream.transport {
+        Transport::Http { url, .. } => url.clone(),
+        Transport::Stdio(stdio) => {
+            let request = StdioRequest {
+                method: &method,
+                session: ctx.upstream_session.as_deref(),
+                body,
+                stateless: ctx.revision == Revision::V2026_07_28,
+            };
+            let reply = stdio.forward(request).instrument(span.clone()).await;
+            if let Ok(reply) = &reply {
+                span.record("status", reply.status.as_u16());
+            }
+            return reply;
+        }
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(body))
+        .map_err(|e| ProxyError::Internal(format!("cannot build the upstream request: {e}")))?;
     let headers = request.headers_mut();
     let tracing = ctx.shared.trace_context;
     for (name, value) in client_headers {
@@ -99,7 +120,7 @@ pub(crate) async fn forward(
     if let Ok(response) = &response {
         span.record("status", response.status().as_u16());
     }
-    response
+    response.map(Reply::from_http)
 }
 
 /// The session id, protocol version and configured credentials.
@@ -111,8 +132,13 @@ fn set_upstream_headers(ctx: &RequestCtx, headers: &mut HeaderMap) {
     {
         headers.insert(SESSION_ID, id);
     }
-    for (name, value) in &ctx.upstream.headers {
-        headers.insert(name.clone(), value.clone());
+    if let Transport::Http {
+        headers: injected, ..
+    } = &ctx.upstream.transport
+    {
+        for (name, value) in injected {
+            headers.insert(name.clone(), value.clone());
+        }
     }
 }
 
@@ -124,9 +150,16 @@ pub(crate) fn answer_upstream(ctx: std::sync::Arc<RequestCtx>, response: Value) 
             Ok(body) => Bytes::from(body),
             Err(_) => return,
         };
+        let url = match &ctx.upstream.transport {
+            Transport::Http { url, .. } => url.clone(),
+            Transport::Stdio(stdio) => {
+                stdio.deliver(ctx.upstream_session.as_deref(), body).await;
+                return;
+            }
+        };
         let Ok(mut request) = Request::builder()
             .method(Method::POST)
-            .uri(ctx.upstream.url.clone())
+            .uri(url)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json, text/event-stream")
             .body(Full::new(body))

@@ -29,6 +29,7 @@ mod limits;
 pub mod mask;
 mod mcp;
 mod metrics;
+mod pins;
 mod protocol;
 pub mod record;
 mod respond;
@@ -46,7 +47,7 @@ use crate::control::{ControlPlaneLink, FleetTasks};
 use crate::ctx::Shared;
 use crate::session::{CallCounter, SessionSeal};
 use crate::upstream::http::HttpClient;
-use crate::upstream::Upstream;
+use crate::upstream::{StdioSettings, Upstream};
 use airlock_policy::{watch_dir, BundleWatcher, PolicyStore};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -67,6 +68,34 @@ pub struct Proxy {
     header_timeout: Duration,
     // Keeps the policy current while the proxy lives.
     _source: PolicySource,
+    // Keeps the tool pins current (with a control plane).
+    _pin_tasks: PinTasks,
+}
+
+/// The pin follower and reporter; aborted when the proxy is dropped.
+#[derive(Debug, Default)]
+struct PinTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for PinTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The pins, following the control plane's when there is one.
+fn start_pins(control: Option<&ControlPlaneLink>) -> (Arc<pins::Pins>, PinTasks) {
+    let Some(link) = control else {
+        return (Arc::new(pins::Pins::new(None)), PinTasks::default());
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(pins::follow::QUEUE);
+    let pins = Arc::new(pins::Pins::new(Some(tx)));
+    let tasks = vec![
+        tokio::spawn(pins::follow::watch(link.clone(), Arc::clone(&pins))),
+        tokio::spawn(pins::follow::report(link.clone(), rx)),
+    ];
+    (pins, PinTasks(tasks))
 }
 
 /// Where the policy comes from; dropping it stops the watching (the fields are
@@ -125,11 +154,21 @@ impl Proxy {
         );
         let auth = Authenticator::new(&config.api_keys, &config.jwt, client.clone())?;
         auth.start().await;
+        let stdio = StdioSettings {
+            node: config
+                .control_plane
+                .as_ref()
+                .map(|c| c.node_id.clone())
+                .unwrap_or_else(control::config::default_node_id),
+            max_line: config.max_body_bytes.saturating_mul(4),
+            request_timeout: config.request_timeout,
+        };
+        let (pins, pin_tasks) = start_pins(control.as_ref());
         let shared = Arc::new(Shared {
             upstreams: config
                 .upstreams
                 .iter()
-                .map(|u| (u.name.clone(), Arc::new(Upstream::new(u))))
+                .map(|u| (u.name.clone(), Arc::new(Upstream::new(u, &stdio))))
                 .collect(),
             auth,
             seal: SessionSeal::new(secret),
@@ -150,6 +189,7 @@ impl Proxy {
                 .clone()
                 .map(|link| control::approvals::ApprovalClient::start(link, &config.approvals)),
             control,
+            pins,
             trace_context: config.telemetry.enabled(),
         });
         limits::Limiter::forget_idle_buckets(&shared.limiter);
@@ -161,6 +201,7 @@ impl Proxy {
             shutdown_grace: config.shutdown_grace,
             header_timeout: config.limits.header_timeout,
             _source: source,
+            _pin_tasks: pin_tasks,
         })
     }
 
@@ -186,6 +227,7 @@ impl Proxy {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
         let _source = self._source;
+        let _pin_tasks = self._pin_tasks;
         let shared = Arc::clone(&self.shared);
         accept::serve(
             self.listener,
@@ -195,6 +237,9 @@ impl Proxy {
             self.header_timeout,
         )
         .await;
+        // Stdio children end with the proxy (their sessions cannot outlive it).
+        let stdio = shared.upstreams.values().filter_map(|u| u.stdio());
+        futures_util::future::join_all(stdio.map(|s| s.shutdown(self.shutdown_grace))).await;
         // Events of the last requests may still be on their way to the sink.
         shared.recorder.drain(self.shutdown_grace).await;
         Ok(())

@@ -378,7 +378,7 @@ fn decide_all(
 /// events are decided later, as they arrive, outside it.
 async fn respond_in_span(
     ctx: Arc<RequestCtx>,
-    upstream: http::Response<Incoming>,
+    upstream: crate::upstream::reply::Reply,
     exchange: Exchange,
 ) -> Result<ProxyResponse, ProxyError> {
     let span = tracing::debug_span!(parent: &ctx.span, "respond");

@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     refused_by_audit: AtomicU64,
     /// Indexed like `Limit::ALL`.
     refused_by_limit: [AtomicU64; Limit::ALL.len()],
+    /// Tool definitions seen drifted from their pin (each digest once per node).
+    tool_drifts: AtomicU64,
 }
 
 fn verdict_index(verdict: Verdict) -> usize {
@@ -65,6 +67,11 @@ impl Metrics {
     /// Counts a call refused because the audit backlog was full.
     pub(crate) fn refused_by_audit(&self) {
         self.refused_by_audit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a tool definition seen drifted from its pin.
+    pub(crate) fn tool_drifted(&self) {
+        self.tool_drifts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request refused, or a connection closed, by `limit`.
@@ -115,6 +122,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP airlock_audit_dropped_events_total Audit events dropped because the backlog overflowed.\n# TYPE airlock_audit_dropped_events_total counter\nairlock_audit_dropped_events_total {dropped}");
         let refused = self.refused_by_audit.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP airlock_audit_refused_calls_total Calls refused because the audit backlog was full.\n# TYPE airlock_audit_refused_calls_total counter\nairlock_audit_refused_calls_total {refused}");
+        let drifts = self.tool_drifts.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP airlock_tool_drifts_total Tool definitions seen changed since they were pinned (each new digest once per node).\n# TYPE airlock_tool_drifts_total counter\nairlock_tool_drifts_total {drifts}");
         let _ = writeln!(out, "# HELP airlock_approvals_held Calls this node holds waiting for reviewers.\n# TYPE airlock_approvals_held gauge\nairlock_approvals_held {held}");
         out.push_str("# HELP airlock_limit_refusals_total Requests refused and connections closed by a limit ([limits], server.max_concurrent_requests).\n# TYPE airlock_limit_refusals_total counter\n");
         for (limit, counter) in Limit::ALL.iter().zip(&self.refused_by_limit) {

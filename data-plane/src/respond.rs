@@ -10,6 +10,11 @@
 //! recorded (stage 8). A JSON body streams through untouched unless something must
 //! look at it (a listing, a mask, the audit trail); it is re-serialized only when
 //! it changed.
+//!
+//! HTTP and stdio upstreams share this path: both answer with a `Reply` (see
+//! `upstream::reply`). A stdio child's messages are decided one by one exactly as
+//! SSE events are, and sent as SSE events (or as one JSON body when the only
+//! message is the answer).
 
 use crate::ctx::RequestCtx;
 use crate::decide::{decide, error_response, filter_tools, refusal};
@@ -20,6 +25,7 @@ use crate::mask::MaskSet;
 use crate::protocol::SESSION_ID;
 use crate::record::AuditEvent;
 use crate::sse::{SseEvent, SseParser};
+use crate::upstream::reply::{MessageStream, Reply, ReplyBody};
 use airlock_policy::{Direction, Evaluation, Verdict};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
@@ -127,22 +133,25 @@ impl Exchange {
     }
 }
 
-/// Turns the upstream's response into the client's, deciding what it carries.
+/// Turns the upstream's answer into the client's, deciding what it carries.
 pub(crate) async fn respond(
     ctx: Arc<RequestCtx>,
-    upstream: Response<Incoming>,
+    upstream: Reply,
     mut exchange: Exchange,
 ) -> Result<ProxyResponse, ProxyError> {
     exchange.upstream_ms = exchange.sent.elapsed().as_millis() as u64;
-    let (parts, body) = upstream.into_parts();
-    let headers = client_headers(&ctx, &parts.headers);
+    let Reply {
+        status,
+        headers: upstream_headers,
+        body,
+    } = upstream;
+    let headers = client_headers(&ctx, &upstream_headers);
     exchange.session = headers
         .get(SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or(ctx.session_id())
         .to_owned();
-    let content_type = parts
-        .headers
+    let content_type = upstream_headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
@@ -152,15 +161,22 @@ pub(crate) async fn respond(
     let inspect = !exchange.listing.is_empty()
         || exchange.calls.iter().any(|c| c.mask.is_some())
         || ctx.shared.recorder.enabled();
-    let body = if content_type.starts_with("text/event-stream") {
-        sse_body(ctx, body, exchange)
-    } else if content_type.starts_with("application/json") && inspect {
-        full(answer_json(&ctx, body, &exchange).await?)
-    } else {
-        body.map_err(BoxError::from).boxed()
+    let body = match body {
+        ReplyBody::Http(body) if content_type.starts_with("text/event-stream") => {
+            sse_body(ctx, body, exchange)
+        }
+        ReplyBody::Http(body) if content_type.starts_with("application/json") && inspect => {
+            let bytes = read_answer(&ctx, body).await?;
+            full(answer_json(&ctx, bytes, &exchange)?)
+        }
+        ReplyBody::Http(body) => body.map_err(BoxError::from).boxed(),
+        ReplyBody::Json(bytes) if inspect => full(answer_json(&ctx, bytes, &exchange)?),
+        ReplyBody::Json(bytes) => full(bytes),
+        ReplyBody::Messages(stream) => message_events(ctx, stream, exchange),
+        ReplyBody::Empty => full(Bytes::new()),
     };
     let mut response = Response::new(body);
-    *response.status_mut() = parts.status;
+    *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
 }
@@ -194,24 +210,31 @@ fn response_limits(ctx: &RequestCtx) -> Limits {
     }
 }
 
-/// Reads a JSON answer (bounded), filters its `tools/list` results, masks what the
-/// decisions say, records each message; re-serializes only when something changed.
-async fn answer_json(
-    ctx: &Arc<RequestCtx>,
-    body: Incoming,
-    exchange: &Exchange,
-) -> Result<Bytes, ProxyError> {
-    let unusable = |detail: String| ProxyError::UpstreamUnavailable {
+fn unusable(ctx: &RequestCtx, detail: String) -> ProxyError {
+    ProxyError::UpstreamUnavailable {
         upstream: ctx.upstream.name.clone(),
         detail,
-    };
-    let bytes = Limited::new(body, ctx.shared.max_response_bytes)
+    }
+}
+
+/// Reads an HTTP upstream's JSON answer, bounded.
+async fn read_answer(ctx: &RequestCtx, body: Incoming) -> Result<Bytes, ProxyError> {
+    Ok(Limited::new(body, ctx.shared.max_response_bytes)
         .collect()
         .await
-        .map_err(|e| unusable(format!("its response could not be read: {e}")))?
-        .to_bytes();
+        .map_err(|e| unusable(ctx, format!("its response could not be read: {e}")))?
+        .to_bytes())
+}
+
+/// Filters a JSON answer's `tools/list` results, masks what the decisions say,
+/// records each message; re-serializes only when something changed.
+fn answer_json(
+    ctx: &Arc<RequestCtx>,
+    bytes: Bytes,
+    exchange: &Exchange,
+) -> Result<Bytes, ProxyError> {
     let payload = decode(&bytes, &response_limits(ctx))
-        .map_err(|e| unusable(format!("it answered an invalid message: {e}")))?;
+        .map_err(|e| unusable(ctx, format!("it answered an invalid message: {e}")))?;
     let batch = payload.is_batch();
     let total = payload.messages().len();
     let mut changed = false;
@@ -314,11 +337,31 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) ->
     if !event.has_data || event.data.iter().all(u8::is_ascii_whitespace) {
         return Some(event.raw.clone());
     }
-    let payload = match decode(&event.data, &response_limits(ctx)) {
+    match filter_message(ctx, &event.data, exchange) {
+        Filtered::Dropped => None,
+        Filtered::Unchanged => Some(event.raw.clone()), // decided and unchanged: the exact bytes
+        Filtered::Changed(data) => Some(event.with_data(&data)),
+    }
+}
+
+/// One upstream message (or batch) after its decisions.
+enum Filtered {
+    /// Refused, or not a valid message: nothing goes to the client.
+    Dropped,
+    /// Decided, recorded and unchanged.
+    Unchanged,
+    /// Filtered or masked: these bytes instead.
+    Changed(Vec<u8>),
+}
+
+/// Decides (server requests), filters and masks (answers) and records one upstream
+/// message or batch.
+fn filter_message(ctx: &Arc<RequestCtx>, data: &[u8], exchange: &Exchange) -> Filtered {
+    let payload = match decode(data, &response_limits(ctx)) {
         Ok(payload) => payload,
         Err(err) => {
-            tracing::warn!(parent: &ctx.span, error = %err, "dropped an upstream event that is not a valid JSON-RPC message");
-            return None;
+            tracing::warn!(parent: &ctx.span, error = %err, "dropped an upstream message that is not a valid JSON-RPC message");
+            return Filtered::Dropped;
         }
     };
     let batch = payload.is_batch();
@@ -335,18 +378,55 @@ fn filter_event(ctx: &Arc<RequestCtx>, event: &SseEvent, exchange: &Exchange) ->
         }
     }
     if kept.is_empty() {
-        return None;
+        return Filtered::Dropped;
     }
     if !changed && kept.len() == total {
-        return Some(event.raw.clone()); // decided and unchanged: the exact bytes
+        return Filtered::Unchanged;
     }
     let value = if batch {
         Value::Array(kept)
     } else {
-        kept.pop()?
+        match kept.pop() {
+            Some(value) => value,
+            None => return Filtered::Dropped,
+        }
     };
-    let data = serde_json::to_vec(&value).ok()?;
-    Some(event.with_data(&data))
+    match serde_json::to_vec(&value) {
+        Ok(data) => Filtered::Changed(data),
+        Err(_) => Filtered::Dropped,
+    }
+}
+
+/// Streams a stdio child's messages to the client as SSE events, deciding each.
+fn message_events(
+    ctx: Arc<RequestCtx>,
+    mut stream: MessageStream,
+    exchange: Exchange,
+) -> ProxyBody {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, BoxError>>(16);
+    tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                message = stream.next() => message,
+                // The client went away: stop (the child keeps running for its session).
+                _ = tx.closed() => return,
+            };
+            let Some(message) = message else { return };
+            let data = match filter_message(&ctx, &message, &exchange) {
+                Filtered::Dropped => continue,
+                Filtered::Unchanged => message.to_vec(),
+                Filtered::Changed(data) => data,
+            };
+            let mut event = Vec::with_capacity(data.len() + 24);
+            event.extend_from_slice(b"event: message\ndata: ");
+            event.extend_from_slice(&data);
+            event.extend_from_slice(b"\n\n");
+            if tx.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+                return;
+            }
+        }
+    });
+    StreamBody::new(ReceiverStream::new(rx)).boxed()
 }
 
 /// Decides a server-to-client request or notification and records it; `None` when

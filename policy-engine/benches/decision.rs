@@ -40,6 +40,7 @@ fn call(tool: &str, sql: &str, env: &str) -> PolicyInput {
         tool: Some(ToolInput {
             name: tool.into(),
             arguments,
+            pin: None,
         }),
         session: SessionInput {
             id: "7f9c".into(),

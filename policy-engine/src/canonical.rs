@@ -41,6 +41,14 @@ pub fn payload_sha256(canonical: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Any JSON value in canonical form (keys sorted by their UTF-8 bytes at every
+/// depth, no whitespace): what a pinned tool definition's digest covers.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_sorted(value, &mut out);
+    out
+}
+
 /// Re-serializes `canonical` JSON text in canonical form; `None` when it is not JSON.
 /// The control plane uses it to check that a payload it is given is canonical.
 pub fn recanonicalize(text: &str) -> Option<String> {

@@ -92,6 +92,7 @@ pub fn example(kind: &str) -> Option<Value> {
             input.tool = Some(ToolInput {
                 name: "execute".into(),
                 arguments,
+                pin: Some(example_pin()),
             });
             if let Some(limits) = &mut input.limits {
                 limits.tool = Some(RateInput {
@@ -111,6 +112,7 @@ pub fn example(kind: &str) -> Option<Value> {
             input.tool = Some(ToolInput {
                 name: "execute".into(),
                 arguments: json!({}),
+                pin: Some(example_pin()),
             });
             input.session.calls = 0;
             input.listing = true;
@@ -141,6 +143,17 @@ pub fn example(kind: &str) -> Option<Value> {
         _ => return None,
     };
     serde_json::to_value(input).ok()
+}
+
+/// The pin of the examples' `execute` tool: reviewed and unchanged.
+fn example_pin() -> crate::PinInput {
+    let digest =
+        "sha256:4c1f0b8ad35e0e1ab3f6d2a3a2a57a0ad6c1e9b1b8f5d0e2b7c6a9d8e7f6a5b4".to_owned();
+    crate::PinInput {
+        status: crate::PinStatus::Pinned,
+        pinned_digest: digest.clone(),
+        digest,
+    }
 }
 
 #[cfg(test)]

@@ -21,13 +21,20 @@ pub(crate) fn input(input: &PolicyInput) -> Value {
     doc.insert(key("direction"), Value::from(direction));
     doc.insert(key("message"), message(input));
     if let Some(tool) = &input.tool {
-        doc.insert(
-            key("tool"),
-            object([
-                ("name", Value::from(tool.name.as_str())),
-                ("arguments", json(&tool.arguments)),
-            ]),
-        );
+        let mut fields = BTreeMap::new();
+        fields.insert(key("name"), Value::from(tool.name.as_str()));
+        fields.insert(key("arguments"), json(&tool.arguments));
+        if let Some(pin) = &tool.pin {
+            fields.insert(
+                key("pin"),
+                object([
+                    ("status", Value::from(pin.status.as_str())),
+                    ("digest", Value::from(pin.digest.as_str())),
+                    ("pinned_digest", Value::from(pin.pinned_digest.as_str())),
+                ]),
+            );
+        }
+        doc.insert(key("tool"), Value::from(fields));
     }
     doc.insert(
         key("session"),
@@ -239,6 +246,11 @@ mod tests {
                 Some(ToolInput {
                     name: "q".into(),
                     arguments: args.clone(),
+                    pin: Some(crate::PinInput {
+                        status: crate::PinStatus::Drifted,
+                        digest: "sha256:aa".into(),
+                        pinned_digest: "sha256:bb".into(),
+                    }),
                 }),
                 Some("tools/call".into()),
                 true,
@@ -280,7 +292,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_arguments_encode_like_serde(args in arb_json()) {
-            let input = full(Some(ToolInput { name: "t".into(), arguments: args.clone() }), Some("tools/call".into()), false, args);
+            let input = full(Some(ToolInput { name: "t".into(), arguments: args.clone(), pin: None }), Some("tools/call".into()), false, args);
             prop_assert_eq!(input_value(&input), via_serde(&input));
         }
     }

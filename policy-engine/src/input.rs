@@ -60,6 +60,46 @@ pub struct ToolInput {
     pub name: String,
     /// `params.arguments` (an object, or `null` when absent).
     pub arguments: Value,
+    /// How the tool's definition compares with its pin (`input.tool.pin`); absent
+    /// where the proxy does not track pins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinInput>,
+}
+
+/// A tool definition against its reviewed pin (`input.tool.pin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinInput {
+    /// `pinned`, `new` or `drifted`.
+    pub status: PinStatus,
+    /// `sha256:...` of the definition this node saw listed last; empty when it has
+    /// not seen the tool listed yet.
+    pub digest: String,
+    /// The reviewed digest (control plane, else bundle); empty when none.
+    pub pinned_digest: String,
+}
+
+/// Where a tool definition stands against its pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinStatus {
+    /// The definition is a reviewed one (or the tool is pinned and this node has
+    /// not seen it listed).
+    Pinned,
+    /// Never reviewed.
+    New,
+    /// Reviewed, and changed since.
+    Drifted,
+}
+
+impl PinStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinStatus::Pinned => "pinned",
+            PinStatus::New => "new",
+            PinStatus::Drifted => "drifted",
+        }
+    }
 }
 
 /// The MCP session the message belongs to.

@@ -41,6 +41,7 @@ fn sample_input() -> PolicyInput {
         tool: Some(ToolInput {
             name: "query".into(),
             arguments: json!({"sql": "select 1"}),
+            pin: None,
         }),
         session: SessionInput::default(),
         time: TimeInput::default(),

@@ -56,6 +56,7 @@ fn call(groups: &[&str], env: &str, tool: &str, args: Value, listing: bool) -> P
         tool: Some(ToolInput {
             name: tool.into(),
             arguments: args,
+            pin: None,
         }),
         session: SessionInput::default(),
         time: TimeInput::default(),

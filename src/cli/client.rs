@@ -122,6 +122,16 @@ impl ControlPlaneClient {
     }
 
     /// The `ApprovalService` client.
+    /// The `ToolService` client.
+    pub fn tools(
+        &self,
+    ) -> airlock_control_plane::api::tool_service_client::ToolServiceClient<Channel> {
+        airlock_control_plane::api::tool_service_client::ToolServiceClient::new(
+            self.channel.clone(),
+        )
+        .max_decoding_message_size(MAX_MESSAGE)
+    }
+
     pub fn approvals(&self) -> ApprovalServiceClient<Channel> {
         ApprovalServiceClient::new(self.channel.clone())
     }

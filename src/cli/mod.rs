@@ -13,6 +13,7 @@ pub mod policy;
 mod proofs;
 pub mod proxy;
 pub mod sessions;
+pub mod tools;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -50,6 +50,14 @@ Example airlock.toml (every key is checked; a typo stops the start-up):
   labels = { env = \"prod\" }
   headers = { Authorization = \"Bearer ${DEMO_UPSTREAM_TOKEN}\" }
 
+  # [[upstreams]]                                  # a local MCP server run over stdio (no shell)
+  # name = \"files\"
+  # command = [\"npx\", \"-y\", \"@modelcontextprotocol/server-filesystem\", \"/srv/data\"]
+  # env = { GITHUB_TOKEN = \"${GITHUB_TOKEN}\" }  # all it gets, with PATH, HOME and LANG
+  # max_processes = 32, idle_timeout_s = 300, startup_timeout_s = 30
+  #                                                # one child per session (the session id names
+  #                                                # this node: route sessions to it), a pool for 2026-07-28
+
   # [outbound_tls]                                 # private CAs for https upstreams and jwks_url
   # ca_certs = [\"corp-root-ca.pem\"]
 

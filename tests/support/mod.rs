@@ -36,6 +36,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits up to `within` for the process to exit by itself;
     /// `None` if it was still running (it is then killed on drop).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
@@ -267,6 +272,11 @@ pub struct RunningProxy {
 }
 
 impl RunningProxy {
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     pub fn url(&self) -> &str {
         &self.child.url
     }

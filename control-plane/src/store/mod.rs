@@ -8,11 +8,13 @@ mod approval;
 mod audit;
 mod audit_checkpoints;
 mod merkle;
+mod pins;
 mod sled;
 
 pub use self::approval::{grant_key, ApprovalRecord, ApprovalState, Mode, Review, Verdict};
 pub use self::audit::{key_seq, record_hash, Appended, AuditLog, GENESIS_HASH};
 pub use self::merkle::Frontier;
+pub use self::pins::{ObservedRecord, PinRecord, PinStore};
 pub use self::sled::SledStore;
 use serde::{Deserialize, Serialize};
 

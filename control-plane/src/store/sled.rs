@@ -52,6 +52,11 @@ impl SledStore {
         super::AuditLog::open(&self.db, &self.path)
     }
 
+    /// The tool pins, in the same database (trees `tool_pins`, `tool_observed`).
+    pub fn pin_store(&self) -> Result<super::PinStore, StoreError> {
+        super::PinStore::open(&self.db, &self.path)
+    }
+
     fn db_err(&self, e: sled::Error) -> StoreError {
         StoreError::Database {
             path: self.path.clone(),

@@ -169,7 +169,7 @@ fn node_id_char(c: char) -> bool {
 }
 
 /// The host name plus a random suffix, so two processes on one host stay distinct.
-fn default_node_id() -> String {
+pub(crate) fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

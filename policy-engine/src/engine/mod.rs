@@ -69,6 +69,8 @@ pub struct CompiledPolicy {
     timeout: Duration,
     /// For bundles that opt in (`data.airlock_explain: true`).
     explainer: Option<crate::explain::Explainer>,
+    /// `data.airlock_pins` of the bundle (`Null` when absent).
+    tool_pins: std::sync::Arc<serde_json::Value>,
 }
 
 /// The data key a bundle sets to `true` to have every decision explained
@@ -138,7 +140,17 @@ impl CompiledPolicy {
             choice,
             timeout: DEFAULT_EVAL_TIMEOUT,
             explainer,
+            tool_pins: std::sync::Arc::new(
+                bundle.data.get("airlock_pins").cloned().unwrap_or_default(),
+            ),
         })
+    }
+
+    /// The tool pins the bundle ships (`data.airlock_pins`: server → tool → digest
+    /// or list of digests), `Null` when it ships none: a fleet enforces
+    /// definitions reviewed once.
+    pub fn tool_pins(&self) -> &serde_json::Value {
+        &self.tool_pins
     }
 
     /// The bundle revision this was compiled from.
