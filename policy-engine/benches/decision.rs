@@ -5,6 +5,10 @@
 //! (backend, input); then a plain pass times single calls and prints the medians of
 //! both backends side by side with their ratio.
 //!
+//! Last, it times the engine agreement proof a publisher runs (`proof::prove`, what
+//! `airlock bundle build` adds to the manifest) and says which engine the proven
+//! bundle runs on.
+//!
 //! Run: `cargo bench -p airlock-policy --bench decision`
 
 use airlock_policy::{
@@ -28,7 +32,7 @@ fn call(tool: &str, sql: &str, env: &str) -> PolicyInput {
             claims: serde_json::Map::new(),
         },
         server: ServerInput {
-            name: "warehouse".into(),
+            name: "demo".into(),
             labels: BTreeMap::from([("env".to_owned(), env.to_owned())]),
         },
         direction: Direction::ClientToServer,
@@ -161,6 +165,36 @@ fn bench(c: &mut Criterion) {
         "{:<18} {:>10.1}   (fixed cost: encode input, run, check decision)",
         "one-line policy",
         us(floor)
+    );
+    proof_cost();
+}
+
+/// What publishing costs: the agreement proof, three times, and the engine it earns.
+fn proof_cost() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let mut bundle = Bundle::from_dir(&dir).expect("the default bundle loads");
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let report =
+            airlock_policy::proof::prove(&bundle, &Default::default()).expect("the proof runs");
+        times.push(started.elapsed());
+        last = Some(report);
+    }
+    times.sort_unstable();
+    let report = last.expect("three runs");
+    bundle.engine_proof = report
+        .proof
+        .as_ref()
+        .and_then(|p| serde_json::to_value(p).ok());
+    let chosen = airlock_policy::proof::choose(&bundle);
+    println!(
+        "
+agreement proof of the default bundle (median of 3): {:.0} ms; engine: {} ({})",
+        times[1].as_secs_f64() * 1000.0,
+        chosen.backend.as_str(),
+        chosen.reason
     );
 }
 
